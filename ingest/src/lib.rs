@@ -1,0 +1,1 @@
+//! Ecstatic ingest library.
