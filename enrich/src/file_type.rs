@@ -58,9 +58,7 @@ pub fn file_type(path: &str) -> FileType {
         b"html" | b"htm" | b"php" => FileType::Page,
         b"css" => FileType::Style,
         b"js" | b"mjs" => FileType::Script,
-        b"png" | b"jpg" | b"jpeg" | b"gif" | b"webp" | b"svg" | b"ico" | b"avif" => {
-            FileType::Image
-        }
+        b"png" | b"jpg" | b"jpeg" | b"gif" | b"webp" | b"svg" | b"ico" | b"avif" => FileType::Image,
         b"mp4" | b"webm" => FileType::Video,
         b"gz" | b"zip" => FileType::Archive,
         b"pdf" => FileType::Document,

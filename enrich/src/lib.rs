@@ -4,6 +4,7 @@
 //! Full documentation of the classification rules follows once the rules are
 //! vendored; see the items below.
 
+mod bots;
 mod file_type;
 mod ua;
 mod url;

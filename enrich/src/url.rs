@@ -34,7 +34,12 @@ pub fn split_url(url: &str) -> UrlParts<'_> {
         None => (path_query, ""),
     };
     let path = if path.is_empty() { "/" } else { path };
-    UrlParts { scheme, host, path, query }
+    UrlParts {
+        scheme,
+        host,
+        path,
+        query,
+    }
 }
 
 /// The `referrer_host` column: the referer's host, lower case.
