@@ -117,7 +117,7 @@ impl AppState {
         };
         let site = params::parse_site(site)?;
         match claims {
-            Some(claims) if !claims.may_read(site) => Err(ApiError::Forbidden(site)),
+            Some(claims) if !claims.may_read(site) => Err(ApiError::Forbidden),
             _ => Ok(site),
         }
     }

@@ -17,9 +17,9 @@ pub enum ApiError {
     #[error(transparent)]
     BadToken(#[from] AuthError),
     /// Also the answer for a site that does not exist, so that a caller
-    /// cannot probe which ids are taken.
-    #[error("this token may not read site `{0}`")]
-    Forbidden(u64),
+    /// cannot probe which ids are taken; the text is the same for every site.
+    #[error("this token may not read this site: ask its owner for access")]
+    Forbidden,
     #[error("the request took longer than {0} s: narrow the range or try again later")]
     Timeout(u64),
     #[error("ClickHouse query failed")]
@@ -39,7 +39,7 @@ impl ApiError {
         match self {
             Self::BadParameter { .. } => StatusCode::BAD_REQUEST,
             Self::MissingToken | Self::BadToken(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClickHouse(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
