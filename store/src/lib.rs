@@ -270,11 +270,16 @@ pub struct Migration {
 }
 
 /// Every schema step, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, statements: v1_statements }];
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: v1_statements,
+}];
 
 fn v1_statements() -> Vec<String> {
-    let columns: Vec<String> =
-        ACCESS_LOG_COLUMNS.iter().map(|(name, ty)| format!("`{name}` {ty}")).collect();
+    let columns: Vec<String> = ACCESS_LOG_COLUMNS
+        .iter()
+        .map(|(name, ty)| format!("`{name}` {ty}"))
+        .collect();
     // Partitioned by month so that retention drops whole partitions (no TTL on
     // 18.16); ordered by site then time so that one site's range is one read.
     vec![format!(
@@ -288,7 +293,9 @@ fn v1_statements() -> Vec<String> {
 /// Errors from talking to ClickHouse.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database name `{0}` is not allowed: use letters, digits and `_`, not starting with a digit")]
+    #[error(
+        "database name `{0}` is not allowed: use letters, digits and `_`, not starting with a digit"
+    )]
     BadDatabaseName(String),
     #[error("ClickHouse at {url} did not answer `SELECT version()`")]
     Unreachable {
@@ -341,7 +348,11 @@ impl ServerVersion {
 /// A ClickHouse client bound to one database, set up for its server.
 #[derive(Clone)]
 pub struct Store {
+    /// Bound to the database: for queries and inserts.
     client: Client,
+    /// Not bound to any database: for DDL, which must work before the
+    /// database exists (ClickHouse refuses a request naming a missing one).
+    server: Client,
     database: String,
     version: ServerVersion,
 }
@@ -357,13 +368,23 @@ impl Store {
             .query("SELECT version()")
             .fetch_one()
             .await
-            .map_err(|source| StoreError::Unreachable { url: url.to_owned(), source })?;
+            .map_err(|source| StoreError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })?;
         let version = ServerVersion::parse(&text).ok_or(StoreError::BadVersion(text))?;
-        let mut client = base.with_database(database);
-        if version.needs_low_cardinality_setting() {
-            client = client.with_setting("allow_experimental_low_cardinality_type", "1");
-        }
-        Ok(Self { client, database: database.to_owned(), version })
+        let server = if version.needs_low_cardinality_setting() {
+            base.with_setting("allow_experimental_low_cardinality_type", "1")
+        } else {
+            base
+        };
+        let client = server.clone().with_database(database);
+        Ok(Self {
+            client,
+            server,
+            database: database.to_owned(),
+            version,
+        })
     }
 
     /// The client, bound to the database, with version-specific settings.
@@ -392,7 +413,8 @@ impl Store {
     /// idempotent.
     pub async fn migrate(&self) -> Result<u32, StoreError> {
         let db = &self.database;
-        self.run_ddl(&format!("CREATE DATABASE IF NOT EXISTS `{db}`")).await?;
+        self.run_ddl(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
+            .await?;
         self.run_ddl(&format!(
             "CREATE TABLE IF NOT EXISTS `{db}`.schema_version \
              (version UInt32, applied_at DateTime('UTC')) \
@@ -404,9 +426,10 @@ impl Store {
             for statement in (migration.statements)() {
                 let sql = statement.replace("{db}", &format!("`{db}`"));
                 self.run_ddl(&sql).await.map_err(|e| match e {
-                    StoreError::ClickHouse(source) => {
-                        StoreError::Migration { version: migration.version, source }
-                    }
+                    StoreError::ClickHouse(source) => StoreError::Migration {
+                        version: migration.version,
+                        source,
+                    },
                     other => other,
                 })?;
             }
@@ -422,19 +445,26 @@ impl Store {
 
     /// The highest schema step recorded, 0 when none is.
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        let sql = format!("SELECT max(version) FROM `{}`.schema_version", self.database);
-        Ok(self.client.query(&sql).fetch_one::<u32>().await?)
+        let sql = format!(
+            "SELECT max(version) FROM `{}`.schema_version",
+            self.database
+        );
+        Ok(self.server.query(&sql).fetch_one::<u32>().await?)
     }
 
     /// Whether the server answers a trivial query now.
     pub async fn ping(&self) -> bool {
-        self.client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
+        self.client
+            .query("SELECT 1")
+            .fetch_one::<u8>()
+            .await
+            .is_ok()
     }
 
     async fn run_ddl(&self, sql: &str) -> Result<(), StoreError> {
         // Plain `query`: the `?` placeholders of the crate are not used here,
         // and the text is built only from validated identifiers.
-        self.client.query(sql).execute().await?;
+        self.server.query(sql).execute().await?;
         Ok(())
     }
 }
@@ -445,7 +475,11 @@ pub fn validate_database_name(name: &str) -> Result<(), StoreError> {
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 64;
-    if ok { Ok(()) } else { Err(StoreError::BadDatabaseName(name.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadDatabaseName(name.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -500,10 +534,19 @@ mod tests {
         row.as_ref().encode_row_binary(&mut buf);
         row.as_ref().encode_row_binary(&mut buf);
         let mut input = &buf[..];
-        assert_eq!(AccessRow::decode_row_binary(&mut input).as_ref(), Some(&row));
-        assert_eq!(AccessRow::decode_row_binary(&mut input).as_ref(), Some(&row));
+        assert_eq!(
+            AccessRow::decode_row_binary(&mut input).as_ref(),
+            Some(&row)
+        );
+        assert_eq!(
+            AccessRow::decode_row_binary(&mut input).as_ref(),
+            Some(&row)
+        );
         assert!(input.is_empty());
-        assert_eq!(AccessRow::decode_row_binary(&mut &buf[..buf.len() - 1][..0]), None);
+        assert_eq!(
+            AccessRow::decode_row_binary(&mut &buf[..buf.len() - 1][..0]),
+            None
+        );
     }
 
     #[test]

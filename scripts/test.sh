@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs every test of the repository, as CI does:
+#   formatting, clippy, unit, integration and end-to-end tests (against a real
+#   ClickHouse and a real PostgreSQL on loopback, real git pushes), doc tests,
+#   and a short fuzzing run of every fuzz target.
+#
+# Installs what it needs (Debian packages, cargo-fuzz), starts ClickHouse and
+# PostgreSQL under .run/ if they are not running, and stops what it started.
+#
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=0 scripts/test.sh    skip fuzzing
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export ECSTATIC_RUN_DIR=${ECSTATIC_RUN_DIR:-$root/.run}
+fuzz_seconds=${FUZZ_SECONDS:-15}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+install_packages() {
+  local missing=()
+  command -v git >/dev/null || missing+=(git)
+  command -v curl >/dev/null || missing+=(curl)
+  [ -x /usr/sbin/clickhouse-server ] || command -v clickhouse-server >/dev/null \
+    || missing+=(clickhouse-server clickhouse-client)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+started=()
+cleanup() {
+  local status=$?
+  for service in "${started[@]}"; do
+    "scripts/$service.sh" stop || true
+  done
+  exit $status
+}
+trap cleanup EXIT
+
+install_packages
+
+if ! scripts/clickhouse.sh status >/dev/null 2>&1; then
+  scripts/clickhouse.sh start
+  started+=(clickhouse)
+fi
+export ECSTATIC_TEST_CLICKHOUSE_URL=${ECSTATIC_TEST_CLICKHOUSE_URL:-http://127.0.0.1:${ECSTATIC_CH_HTTP_PORT:-8123}}
+
+if [ -x scripts/postgres.sh ]; then
+  if ! scripts/postgres.sh status >/dev/null 2>&1; then
+    scripts/postgres.sh start
+    started+=(postgres)
+  fi
+  export ECSTATIC_TEST_POSTGRES_URL=${ECSTATIC_TEST_POSTGRES_URL:-$(scripts/postgres.sh url)}
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "building every binary (the end-to-end tests start them)"
+cargo build --workspace --bins --locked
+
+log "tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+if [ "$fuzz_seconds" != 0 ] && [ -x scripts/fuzz.sh ]; then
+  log "fuzzing every target for ${fuzz_seconds}s"
+  scripts/fuzz.sh "$fuzz_seconds"
+fi
+
+log "all tests passed"
