@@ -19,7 +19,6 @@ pub mod framing;
 pub mod inspect;
 pub mod record;
 pub mod reject;
-pub mod serve;
 pub mod syslog;
 
 pub use bunny::BodyFormat;

@@ -1,0 +1,207 @@
+//! One access as parsed from a frame, before enrichment.
+//!
+//! Text fields borrow from the frame. They are `Cow` because two rare paths
+//! must produce text that is not in the frame: a JSON string with escapes,
+//! and a body that is not valid UTF-8 (see [`crate::bunny`]). `-` and absent
+//! values are the empty string.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::reject::{Reason, Rejection};
+
+/// Earliest accepted access time: 2000-01-01T00:00:00Z, in ms. Anything
+/// earlier is a sender with a broken clock or a field shifted into place.
+pub const MIN_TIMESTAMP_MS: u64 = 946_684_800_000;
+
+/// Latest accepted access time, in ms: the last second ClickHouse's
+/// `DateTime` (seconds as `u32`) can hold, 2106-02-07T06:28:15Z.
+pub const MAX_TIMESTAMP_MS: u64 = u32::MAX as u64 * 1000 + 999;
+
+/// A parsed access line (pipe or JSON format).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawAccess<'a> {
+    /// As sent: `HIT`, `MISS`, … (JSON: from `Cached`).
+    pub cache_status: Cow<'a, str>,
+    /// HTTP status, `100..=999`.
+    pub status: u16,
+    /// Access time, ms since the Unix epoch, UTC, within
+    /// [`MIN_TIMESTAMP_MS`]`..=`[`MAX_TIMESTAMP_MS`].
+    pub timestamp_ms: u64,
+    pub bytes_sent: u64,
+    /// Never 0.
+    pub pull_zone_id: u64,
+    /// `None` when the log gives `-` or nothing. `::ffff:a.b.c.d` stays an
+    /// IPv4-mapped IPv6 address, as sent.
+    pub remote_ip: Option<IpAddr>,
+    pub referer: Cow<'a, str>,
+    /// `https`, `http`, or empty when the URL had no `scheme://`.
+    pub scheme: Cow<'a, str>,
+    /// The URL's authority as sent (not lower-cased).
+    pub host: Cow<'a, str>,
+    /// Everything after the host: path, query and fragment, as sent.
+    pub path_and_query: Cow<'a, str>,
+    pub edge_location: Cow<'a, str>,
+    pub user_agent: Cow<'a, str>,
+    pub request_id: Cow<'a, str>,
+    /// As sent (trimmed); normalised during enrichment.
+    pub country: Cow<'a, str>,
+}
+
+impl RawAccess<'_> {
+    /// The full URL, for display (allocates).
+    pub fn url(&self) -> String {
+        if self.scheme.is_empty() {
+            return format!("{}{}", self.host, self.path_and_query);
+        }
+        format!("{}://{}{}", self.scheme, self.host, self.path_and_query)
+    }
+
+    /// Copies every borrowed field, detaching the record from its frame.
+    pub fn into_owned(self) -> RawAccess<'static> {
+        fn own(text: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(text.into_owned())
+        }
+        RawAccess {
+            cache_status: own(self.cache_status),
+            status: self.status,
+            timestamp_ms: self.timestamp_ms,
+            bytes_sent: self.bytes_sent,
+            pull_zone_id: self.pull_zone_id,
+            remote_ip: self.remote_ip,
+            referer: own(self.referer),
+            scheme: own(self.scheme),
+            host: own(self.host),
+            path_and_query: own(self.path_and_query),
+            edge_location: own(self.edge_location),
+            user_agent: own(self.user_agent),
+            request_id: own(self.request_id),
+            country: own(self.country),
+        }
+    }
+}
+
+/// Splits a full URL into `(scheme, host, path_and_query)` without copying.
+///
+/// A URL without `://` is all path: `("", "", url)`.
+pub fn split_url(url: &str) -> (&str, &str, &str) {
+    let Some(colon) = memchr::memmem::find(url.as_bytes(), b"://") else {
+        return ("", "", url);
+    };
+    let rest = &url[colon + 3..];
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    (&url[..colon], &rest[..host_end], &rest[host_end..])
+}
+
+/// Splits a `Cow` URL, keeping borrowed parts borrowed.
+pub(crate) fn split_url_cow(url: Cow<'_, str>) -> [Cow<'_, str>; 3] {
+    match url {
+        Cow::Borrowed(url) => {
+            let (scheme, host, rest) = split_url(url);
+            [Cow::Borrowed(scheme), Cow::Borrowed(host), Cow::Borrowed(rest)]
+        }
+        Cow::Owned(url) => {
+            let (scheme, host, rest) = split_url(&url);
+            [scheme, host, rest].map(|part| Cow::Owned(part.to_owned()))
+        }
+    }
+}
+
+/// Parses an unsigned decimal integer: ASCII digits only (no sign, no
+/// spaces), in `u64` range.
+pub(crate) fn parse_u64(text: &[u8], field: &'static str) -> Result<u64, Rejection> {
+    if text.is_empty() || text == b"-" {
+        return Err(Rejection::field(Reason::MissingField, field));
+    }
+    let mut value: u64 = 0;
+    for &b in text {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(bad_number(field, text, "is not an unsigned decimal integer"));
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(digit)))
+            .ok_or_else(|| bad_number(field, text, "does not fit in 64 bits"))?;
+    }
+    Ok(value)
+}
+
+/// Parses the HTTP status: a decimal integer in `100..=999`.
+pub(crate) fn parse_status(text: &[u8]) -> Result<u16, Rejection> {
+    let status = parse_u64(text, "status")?;
+    check_status(status)
+}
+
+pub(crate) fn check_status(status: u64) -> Result<u16, Rejection> {
+    match u16::try_from(status) {
+        Ok(status @ 100..=999) => Ok(status),
+        _ => Err(Rejection::field(Reason::BadNumber, "status")
+            .with_detail(format!("{status} is not an HTTP status (100 to 999)"))),
+    }
+}
+
+fn bad_number(field: &'static str, text: &[u8], what: &str) -> Rejection {
+    let shown = String::from_utf8_lossy(&text[..text.len().min(24)]);
+    Rejection::field(Reason::BadNumber, field).with_detail(format!("`{shown}` {what}"))
+}
+
+/// Checks the range rules shared by both body formats.
+pub(crate) fn validate(record: &RawAccess<'_>) -> Result<(), Rejection> {
+    check_status(u64::from(record.status))?;
+    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&record.timestamp_ms) {
+        return Err(Rejection::field(Reason::BadTimestamp, "timestamp_ms").with_detail(format!(
+            "{} ms is outside 2000-01-01 to 2106-02-07",
+            record.timestamp_ms
+        )));
+    }
+    if record.pull_zone_id == 0 {
+        return Err(Rejection::field(Reason::ZeroSite, "pull_zone_id"));
+    }
+    Ok(())
+}
+
+/// Parses the remote address: empty or `-` is `None`.
+pub(crate) fn parse_ip(text: &str) -> Result<Option<IpAddr>, Rejection> {
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        let shown: String = text.chars().take(48).collect();
+        Rejection::field(Reason::BadAddress, "remote_ip").with_detail(format!("`{shown}`"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_reject_sign_overflow_and_junk() {
+        assert_eq!(parse_u64(b"18446744073709551615", "f"), Ok(u64::MAX));
+        for bad in [&b"18446744073709551616"[..], b"-1", b"+1", b" 1", b"1.0"] {
+            let err = parse_u64(bad, "bytes_sent").unwrap_err();
+            assert_eq!((err.reason, err.field), (Reason::BadNumber, Some("bytes_sent")));
+        }
+        assert_eq!(parse_u64(b"-", "f").unwrap_err().reason, Reason::MissingField);
+    }
+
+    #[test]
+    fn url_splits_into_three_borrowed_parts() {
+        assert_eq!(split_url("https://a.b/c?d"), ("https", "a.b", "/c?d"));
+        assert_eq!(split_url("https://a.b"), ("https", "a.b", ""));
+        assert_eq!(split_url("https://a.b?x=/"), ("https", "a.b", "?x=/"));
+        assert_eq!(split_url("/just/a/path"), ("", "", "/just/a/path"));
+    }
+
+    #[test]
+    fn timestamp_bounds_are_inclusive() {
+        let mut record = RawAccess { status: 200, pull_zone_id: 1, ..RawAccess::default() };
+        record.timestamp_ms = MIN_TIMESTAMP_MS;
+        assert!(validate(&record).is_ok());
+        record.timestamp_ms = MAX_TIMESTAMP_MS;
+        assert!(validate(&record).is_ok());
+        record.timestamp_ms = MAX_TIMESTAMP_MS + 1;
+        assert_eq!(validate(&record).unwrap_err().reason, Reason::BadTimestamp);
+    }
+}

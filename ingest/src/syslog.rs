@@ -1,0 +1,258 @@
+//! Finds the message body inside a syslog frame.
+//!
+//! A frame is one of:
+//!
+//! - RFC 5424: `<PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID
+//!   SP MSGID [SP STRUCTURED-DATA] [SP MSG]`. The timestamp may carry any
+//!   number of fraction digits and any offset, or be `-`; structured data is
+//!   `-` or one or more `[id param="value" …]` elements whose values may hold
+//!   `\"`, `\\` and `\]`. Structured data left out entirely (seen from real
+//!   relays) is tolerated: the message then starts right after MSGID.
+//! - RFC 3164: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`.
+//! - anything not starting with `<`: a bare body (bunny's logging API files).
+//!
+//! A UTF-8 BOM in front of the message is removed. The header's fields are
+//! checked against the grammar and then dropped: the access time comes from
+//! the body alone, so a header timestamp never decides a record's time.
+//!
+//! The parsers are nom `complete` parsers over a whole frame.
+
+use nom::branch::alt;
+use nom::bytes::complete::{is_not, tag, take, take_while_m_n, take_while1};
+use nom::character::complete::{char, digit1, one_of};
+use nom::combinator::{opt, recognize};
+use nom::multi::{many0_count, many1_count};
+use nom::sequence::{delimited, preceded, terminated};
+use nom::{IResult, Parser};
+
+use crate::reject::{Reason, Rejection};
+
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Which header a frame carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    Rfc5424,
+    Rfc3164,
+    None,
+}
+
+/// Returns the frame's message body (BOM removed) and the header kind.
+pub fn split_frame(frame: &[u8]) -> Result<(Header, &[u8]), Rejection> {
+    if frame.first() != Some(&b'<') {
+        return Ok((Header::None, strip_bom(frame)));
+    }
+    if let Ok((body, ())) = parse_rfc5424_header(frame) {
+        return Ok((Header::Rfc5424, strip_bom(body)));
+    }
+    if let Ok((body, ())) = parse_rfc3164_header(frame) {
+        return Ok((Header::Rfc3164, strip_bom(body)));
+    }
+    Err(Rejection::new(Reason::BadSyslogHeader).with_detail(excerpt(frame)))
+}
+
+/// Removes one leading UTF-8 BOM.
+pub fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(BOM).unwrap_or(body)
+}
+
+fn excerpt(frame: &[u8]) -> String {
+    let cut = &frame[..frame.len().min(40)];
+    format!("starts `{}`", String::from_utf8_lossy(cut).escape_debug())
+}
+
+type Res<'a, T> = IResult<&'a [u8], T>;
+
+/// `HEADER [SP STRUCTURED-DATA] [SP]`, leaving the MSG.
+fn parse_rfc5424_header(i: &[u8]) -> Res<'_, ()> {
+    let (i, _) = (
+        parse_pri,
+        parse_version,
+        preceded(char(' '), parse_timestamp),
+        preceded(char(' '), parse_header_field), // HOSTNAME
+        preceded(char(' '), parse_header_field), // APP-NAME
+        preceded(char(' '), parse_header_field), // PROCID
+        preceded(char(' '), parse_header_field), // MSGID
+    )
+        .parse(i)?;
+    if i.is_empty() {
+        return Ok((i, ()));
+    }
+    let (i, _) = char(' ').parse(i)?;
+    let (i, _) = opt(terminated(parse_structured_data, end_of_sd)).parse(i)?;
+    Ok((i, ()))
+}
+
+/// After structured data comes SP then MSG, or the end of the frame.
+fn end_of_sd(i: &[u8]) -> Res<'_, ()> {
+    if i.is_empty() {
+        return Ok((i, ()));
+    }
+    char(' ').map(|_| ()).parse(i)
+}
+
+/// `<PRI>`: 1 to 3 digits, at most 191.
+fn parse_pri(i: &[u8]) -> Res<'_, u8> {
+    let (i, digits) = delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')).parse(i)?;
+    match digits.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')) {
+        pri @ 0..=191 => Ok((i, pri as u8)),
+        _ => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify))),
+    }
+}
+
+/// VERSION: a non-zero digit and at most two more.
+fn parse_version(i: &[u8]) -> Res<'_, &[u8]> {
+    recognize((one_of("123456789"), take_while_m_n(0, 2, is_digit))).parse(i)
+}
+
+/// `-` or `YYYY-MM-DDThh:mm:ss[.frac](Z|±hh:mm)`, any fraction length.
+fn parse_timestamp(i: &[u8]) -> Res<'_, &[u8]> {
+    alt((tag("-"), recognize((parse_full_date, one_of("Tt"), parse_full_time)))).parse(i)
+}
+
+fn parse_full_date(i: &[u8]) -> Res<'_, &[u8]> {
+    recognize((digits(4), char('-'), digits(2), char('-'), digits(2))).parse(i)
+}
+
+fn parse_full_time(i: &[u8]) -> Res<'_, &[u8]> {
+    let offset = alt((
+        recognize(one_of("Zz")),
+        recognize((one_of("+-"), digits(2), char(':'), digits(2))),
+    ));
+    let partial = (digits(2), char(':'), digits(2), char(':'), digits(2));
+    recognize((partial, opt(preceded(char('.'), digit1)), offset)).parse(i)
+}
+
+fn digits<'a>(n: usize) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
+    take_while_m_n(n, n, is_digit)
+}
+
+/// HOSTNAME, APP-NAME, PROCID, MSGID: `-` or printable ASCII without spaces.
+fn parse_header_field(i: &[u8]) -> Res<'_, &[u8]> {
+    take_while1(|b: u8| (33..=126).contains(&b)).parse(i)
+}
+
+/// `-` or one or more SD-ELEMENTs, back to back.
+fn parse_structured_data(i: &[u8]) -> Res<'_, &[u8]> {
+    alt((tag("-"), recognize(many1_count(parse_sd_element)))).parse(i)
+}
+
+/// `[SD-ID *(SP PARAM-NAME="PARAM-VALUE")]`.
+fn parse_sd_element(i: &[u8]) -> Res<'_, &[u8]> {
+    let param = (char(' '), parse_sd_name, char('='), char('"'), parse_sd_value, char('"'));
+    recognize((char('['), parse_sd_name, many0_count(param), char(']'))).parse(i)
+}
+
+/// SD-NAME: printable ASCII except `=`, SP, `]` and `"`.
+fn parse_sd_name(i: &[u8]) -> Res<'_, &[u8]> {
+    take_while1(|b: u8| (33..=126).contains(&b) && !matches!(b, b'=' | b']' | b'"')).parse(i)
+}
+
+/// PARAM-VALUE up to the closing quote; a backslash escapes the next byte
+/// (`\"`, `\\`, `\]`; RFC 5424 keeps other escapes as written).
+fn parse_sd_value(i: &[u8]) -> Res<'_, &[u8]> {
+    recognize(many0_count(alt((is_not("\\\""), preceded(char('\\'), take(1usize)))))).parse(i)
+}
+
+/// `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: `, leaving the MSG.
+fn parse_rfc3164_header(i: &[u8]) -> Res<'_, ()> {
+    let month = alt((
+        tag("Jan"),
+        tag("Feb"),
+        tag("Mar"),
+        tag("Apr"),
+        tag("May"),
+        tag("Jun"),
+        tag("Jul"),
+        tag("Aug"),
+        tag("Sep"),
+        tag("Oct"),
+        tag("Nov"),
+        tag("Dec"),
+    ));
+    let day = alt((recognize((char(' '), digits(1))), digits(2), digits(1)));
+    let time = recognize((digits(2), char(':'), digits(2), char(':'), digits(2)));
+    let tag_name = take_while1(|b: u8| (33..=126).contains(&b) && !matches!(b, b':' | b'['));
+    let pid = delimited(char('['), take_while1(|b: u8| b != b']' && b != b' '), char(']'));
+    let (i, _) = (
+        parse_pri,
+        month,
+        char(' '),
+        day,
+        char(' '),
+        time,
+        preceded(char(' '), parse_header_field), // HOSTNAME
+        preceded(char(' '), tag_name),
+        opt(pid),
+        char(':'),
+        opt(char(' ')),
+    )
+        .parse(i)?;
+    Ok((i, ()))
+}
+
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(frame: &str) -> (Header, &[u8]) {
+        split_frame(frame.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn rfc5424_with_escaped_structured_data() {
+        let frame = r#"<165>1 2025-12-04T10:40:00.003Z h app - ID47 [a@1 x="B\]C" n="s \"q\" C:\\t"][b@2 c="d"] HIT|1"#;
+        assert_eq!(body(frame), (Header::Rfc5424, &b"HIT|1"[..]));
+    }
+
+    #[test]
+    fn rfc5424_timestamps_of_any_precision() {
+        for ts in [
+            "-",
+            "2025-12-04T10:40:00Z",
+            "2025-12-04T10:40:00.088609123Z",
+            "2025-12-04T16:25:00+05:45",
+            "2025-12-04T03:40:00.1234567-07:00",
+        ] {
+            let frame = format!("<134>1 {ts} host app - - - \u{feff}X|1");
+            assert_eq!(body(&frame), (Header::Rfc5424, &b"X|1"[..]), "{ts}");
+        }
+    }
+
+    #[test]
+    fn rfc5424_without_structured_data() {
+        let frame = "<165>1 2025-12-04T10:40:00.003Z h evntslog - ID47 \u{feff}MISS|2";
+        assert_eq!(body(frame), (Header::Rfc5424, &b"MISS|2"[..]));
+        assert_eq!(body("<1>1 - - - - -"), (Header::Rfc5424, &b""[..]));
+        assert_eq!(body("<1>1 - - - - - -"), (Header::Rfc5424, &b""[..]));
+    }
+
+    #[test]
+    fn rfc3164_headers() {
+        let frame = "<165>Dec  4 10:40:00 mymachine evntslog: MISS|200";
+        assert_eq!(body(frame), (Header::Rfc3164, &b"MISS|200"[..]));
+        let frame = "<30>Dec  4 10:40:01 pdu01 iocontrold[247]: PDU_Event";
+        assert_eq!(body(frame), (Header::Rfc3164, &b"PDU_Event"[..]));
+        let frame = "<4>Dec 14 10:40:02 gw01 kernel: [WAN]IN=eth0";
+        assert_eq!(body(frame), (Header::Rfc3164, &b"[WAN]IN=eth0"[..]));
+    }
+
+    #[test]
+    fn bare_body_keeps_everything_but_the_bom() {
+        assert_eq!(body("\u{feff}{\"a\":1}"), (Header::None, &b"{\"a\":1}"[..]));
+        assert_eq!(body("HIT|200"), (Header::None, &b"HIT|200"[..]));
+    }
+
+    #[test]
+    fn broken_headers_are_rejected() {
+        for frame in ["<999>1 - - - - -", "<1>", "<12>hello there", "<1>1 2025-13 h a - -"] {
+            let err = split_frame(frame.as_bytes()).unwrap_err();
+            assert_eq!(err.reason, Reason::BadSyslogHeader, "{frame}");
+        }
+    }
+}
