@@ -19,6 +19,7 @@ pub mod framing;
 pub mod inspect;
 pub mod record;
 pub mod reject;
+pub mod serve;
 pub mod syslog;
 
 pub use bunny::BodyFormat;
