@@ -194,7 +194,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), api = config.api_url, "serving git");
+    let data_dir = config.data_dir.display();
+    tracing::info!(%addr, %data_dir, api = config.api_url, "serving git");
     axum::serve(listener, app)
         .with_graceful_shutdown(ecstatic_ops::shutdown_signal())
         .await

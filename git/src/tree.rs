@@ -65,16 +65,21 @@ pub struct Walk {
     pub skipped: Vec<String>,
 }
 
-/// Checks `commit` of the bare repository `repo` out into `dest` (which must
-/// not exist), using an index file of its own so that the repository is
-/// left untouched.
+/// Checks `commit` of the bare repository `repo` out into `dest`, using an
+/// index file of its own so that the repository is left untouched.
 pub async fn checkout(repo: &Path, commit: &str, dest: &Path) -> Result<(), TreeError> {
     let index = dest.with_extension("index");
+    let io_error = |source| TreeError::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
+    tokio::fs::create_dir_all(dest).await.map_err(io_error)?;
     for args in [
         &["read-tree", commit][..],
         &["checkout-index", "--all", "--force"][..],
     ] {
         let output = Command::new("git")
+            .args(["-c", "core.bare=false"])
             .arg("--git-dir")
             .arg(repo)
             .arg("--work-tree")
