@@ -15,8 +15,8 @@ use std::path::Path;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::access::{Access, RequestId};
-use crate::generate::{COUNTRIES, mix64, pick, pick_edge, site_host};
+use crate::access::Access;
+use crate::generate::{COUNTRIES, mix64, pick, pick_edge, request_id, site_host};
 
 /// One line of NCSA combined format, borrowed from the line:
 /// `host ident user [time] "request" status bytes "referer" "user-agent"`.
@@ -304,9 +304,7 @@ impl Rewriter {
             edge_location,
             server_id,
             user_agent: &self.user_agent,
-            request_id: RequestId(
-                u128::from(self.id_high) << 64 | u128::from(mix64(self.rewritten)),
-            ),
+            request_id: request_id(self.id_high, self.rewritten),
             country,
             header_range: "",
         })

@@ -207,7 +207,7 @@ impl Generator {
             edge_location,
             server_id,
             user_agent: client.user_agent,
-            request_id: RequestId(u128::from(self.id_high) << 64 | u128::from(mix64(self.count))),
+            request_id: request_id(self.id_high, self.count),
             country: client.country,
             header_range: if status == 206 { "bytes=0-" } else { "" },
         }
@@ -640,6 +640,15 @@ pub(crate) fn pick<T: Copy, R: Rng + ?Sized>(rng: &mut R, table: &[(T, u32)]) ->
         roll -= weight;
     }
     unreachable!("the roll is below the total weight")
+}
+
+/// The request id of the `count`th access of a stream keyed by `key`: the low
+/// half is a bijection of `count` (so ids within a stream never repeat), the
+/// high half scatters the key and the count.
+pub(crate) fn request_id(key: u64, count: u64) -> RequestId {
+    let low = mix64(count ^ key);
+    let high = key ^ mix64(count.rotate_left(32));
+    RequestId(u128::from(high) << 64 | u128::from(low))
 }
 
 /// SplitMix64's finaliser: a bijection on `u64` that scatters its input, so
