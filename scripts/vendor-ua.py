@@ -93,13 +93,15 @@ def vendor_uap_tests():
 
 
 def vendor_crawlers():
-    with open(os.path.join(SRC, "crawler-user-agents/crawler-user-agents.json"), encoding="utf-8") as f:
+    path = os.path.join(SRC, "crawler-user-agents/crawler-user-agents.json")
+    with open(path, encoding="utf-8") as f:
         entries = json.load(f)
     rows = [{"pattern": e["pattern"], "instances": e.get("instances", [])} for e in entries]
     write_gz(os.path.join(TEST, "crawler-user-agents", "instances.jsonl.gz"), jsonl(rows))
     copy("crawler-user-agents/LICENSE", os.path.join(TEST, "crawler-user-agents", "LICENSE"))
 
-    write_gz(os.path.join(TEST, "crawlerdetect", "crawlers.txt.gz"), read_lines("crawlerdetect/crawlers.txt"))
+    crawlers = read_lines("crawlerdetect/crawlers.txt")
+    write_gz(os.path.join(TEST, "crawlerdetect", "crawlers.txt.gz"), crawlers)
     copy("crawlerdetect/devices.txt.gz", os.path.join(TEST, "crawlerdetect", "devices.txt.gz"))
     copy("crawlerdetect/LICENSE", os.path.join(TEST, "crawlerdetect", "LICENSE"))
 
@@ -121,7 +123,8 @@ def vendor_crawlers():
 
 
 def vendor_intoli():
-    with gzip.open(os.path.join(SRC, "intoli-user-agents/user-agents.json.gz"), "rt", encoding="utf-8") as f:
+    path = os.path.join(SRC, "intoli-user-agents/user-agents.json.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
         entries = json.load(f)
     rows = [
         {"ua": e["userAgent"], "deviceCategory": e["deviceCategory"], "weight": e["weight"]}
