@@ -18,7 +18,7 @@ use ecstatic_store::Store;
 use jiff::Timestamp;
 use prometheus::{HistogramOpts, HistogramVec, Registry};
 use serde::Deserialize;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::buckets;
 use crate::error::ApiError;
@@ -151,7 +151,7 @@ pub fn router(state: AppState, settings: &Settings, store: Store, registry: Regi
     if let Some(origin) = &settings.cors_origin {
         app = app.layer(
             CorsLayer::new()
-                .allow_origin(origin.clone())
+                .allow_origin(AllowOrigin::list([origin.clone()]))
                 .allow_methods([Method::GET])
                 .allow_headers([header::AUTHORIZATION, header::ACCEPT])
                 .expose_headers([header::HeaderName::from_static("x-total-count")])

@@ -10,7 +10,9 @@ const FROM: &str = "2024-01-01T00:00:00Z";
 const TO: &str = "2025-01-01T00:00:00Z";
 
 fn site_rows(rows: &[AccessRow], keep: fn(&AccessRow) -> bool) -> Vec<&AccessRow> {
-    rows.iter().filter(|r| r.site_id == SITE && keep(r)).collect()
+    rows.iter()
+        .filter(|r| r.site_id == SITE && keep(r))
+        .collect()
 }
 
 #[tokio::test]
@@ -23,7 +25,11 @@ async fn every_metric_by_every_dimension_and_filter() {
 
     for filter in filters() {
         let kept = site_rows(&rows, filter.keep);
-        assert!(!kept.is_empty(), "filter {:?} keeps nothing: widen the dataset", filter.query);
+        assert!(
+            !kept.is_empty(),
+            "filter {:?} keeps nothing: widen the dataset",
+            filter.query
+        );
         for dimension in DIMENSIONS {
             for metric in METRICS {
                 let mut query = vec![
@@ -39,7 +45,11 @@ async fn every_metric_by_every_dimension_and_filter() {
                 let expected = expected_breakdown(&kept, dimension, metric);
                 let context = format!("{dimension} by {metric} with {:?}", filter.query);
                 assert_eq!(answer_rows(&answer), expected, "{context}");
-                assert_eq!(answer["total"].as_u64(), Some(expected.len() as u64), "{context}");
+                assert_eq!(
+                    answer["total"].as_u64(),
+                    Some(expected.len() as u64),
+                    "{context}"
+                );
             }
         }
     }
@@ -54,7 +64,10 @@ async fn pages_join_up_to_the_whole_list() {
     let path = format!("/v1/sites/{SITE}/breakdown");
     let kept = site_rows(&rows, |r| r.is_bot == 0);
     let expected = expected_breakdown(&kept, "path", "visitors");
-    assert!(expected.len() > 7, "the dataset needs more paths for paging");
+    assert!(
+        expected.len() > 7,
+        "the dataset needs more paths for paging"
+    );
 
     let mut joined = Vec::new();
     for offset in (0..expected.len() + 3).step_by(3) {
@@ -76,7 +89,12 @@ async fn pages_join_up_to_the_whole_list() {
     assert_eq!(joined, expected);
 
     // The default page is the top 10.
-    let query = [("from", FROM), ("to", TO), ("dimension", "path"), ("metric", "visitors")];
+    let query = [
+        ("from", FROM),
+        ("to", TO),
+        ("dimension", "path"),
+        ("metric", "visitors"),
+    ];
     let answer = server.json(&path, &query).await;
     assert_eq!(answer_rows(&answer), expected[..expected.len().min(10)]);
 }
@@ -88,12 +106,26 @@ async fn sites_do_not_see_each_other() {
     seed(db, &rows).await;
     let server = Server::start(db, &[]).await;
 
-    let other: Vec<&AccessRow> =
-        rows.iter().filter(|r| r.site_id == OTHER_SITE && r.is_bot == 0).collect();
-    let query = [("from", FROM), ("to", TO), ("dimension", "country"), ("metric", "requests")];
-    let answer = server.json(&format!("/v1/sites/{OTHER_SITE}/breakdown"), &query).await;
-    assert_eq!(answer_rows(&answer), expected_breakdown(&other, "country", "requests"));
+    let other: Vec<&AccessRow> = rows
+        .iter()
+        .filter(|r| r.site_id == OTHER_SITE && r.is_bot == 0)
+        .collect();
+    let query = [
+        ("from", FROM),
+        ("to", TO),
+        ("dimension", "country"),
+        ("metric", "requests"),
+    ];
+    let answer = server
+        .json(&format!("/v1/sites/{OTHER_SITE}/breakdown"), &query)
+        .await;
+    assert_eq!(
+        answer_rows(&answer),
+        expected_breakdown(&other, "country", "requests")
+    );
 
-    let empty = server.json(&format!("/v1/sites/{EMPTY_SITE}/breakdown"), &query).await;
+    let empty = server
+        .json(&format!("/v1/sites/{EMPTY_SITE}/breakdown"), &query)
+        .await;
     assert_eq!(empty, serde_json::json!({ "total": 0, "rows": [] }));
 }

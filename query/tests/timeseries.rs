@@ -63,18 +63,31 @@ fn expected(
     }
 
     let mut groups: BTreeMap<String, Vec<&AccessRow>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| (from..to).contains(&i64::from(r.time))) {
-        groups.entry(label(i64::from(r.time), tz, interval)).or_default().push(r);
+    for r in rows
+        .iter()
+        .filter(|r| (from..to).contains(&i64::from(r.time)))
+    {
+        groups
+            .entry(label(i64::from(r.time), tz, interval))
+            .or_default()
+            .push(r);
     }
     let series: Vec<(String, u64)> = labels
         .into_iter()
         .map(|l| {
-            let value = groups.get(&l).map_or(0, |rs| measure(metric, rs.iter().copied()));
+            let value = groups
+                .get(&l)
+                .map_or(0, |rs| measure(metric, rs.iter().copied()));
             (l, value)
         })
         .collect();
     let counted: usize = groups.values().map(Vec::len).sum();
-    assert_eq!(counted, rows.iter().filter(|r| (from..to).contains(&i64::from(r.time))).count());
+    assert_eq!(
+        counted,
+        rows.iter()
+            .filter(|r| (from..to).contains(&i64::from(r.time)))
+            .count()
+    );
     series
 }
 
@@ -83,7 +96,12 @@ fn points(answer: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["time"].as_str().unwrap().to_owned(), p["value"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["time"].as_str().unwrap().to_owned(),
+                p["value"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -94,25 +112,105 @@ struct Case {
     to: &'static str,
 }
 
-const fn case(tz: &'static str, interval: &'static str, from: &'static str, to: &'static str) -> Case {
-    Case { tz, interval, from, to }
+const fn case(
+    tz: &'static str,
+    interval: &'static str,
+    from: &'static str,
+    to: &'static str,
+) -> Case {
+    Case {
+        tz,
+        interval,
+        from,
+        to,
+    }
 }
 
 const CASES: &[Case] = &[
-    case("Europe/Berlin", "hour", "2024-03-30T00:00:00Z", "2024-04-01T00:00:00Z"),
-    case("Europe/Berlin", "hour", "2024-10-26T00:00:00Z", "2024-10-28T00:00:00Z"),
-    case("Europe/Berlin", "day", "2024-03-01T00:00:00+01:00", "2024-11-15T00:00:00+01:00"),
-    case("Europe/Berlin", "week", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("Europe/Berlin", "month", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("America/New_York", "hour", "2024-03-09T00:00:00Z", "2024-03-12T00:00:00Z"),
-    case("America/New_York", "hour", "2024-11-01T13:17:00Z", "2024-11-05T00:00:00Z"),
-    case("America/New_York", "day", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("America/New_York", "week", "2024-02-01T00:00:00Z", "2024-12-01T00:00:00Z"),
-    case("America/New_York", "month", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("Asia/Kolkata", "hour", "2024-03-29T12:00:00Z", "2024-04-02T00:00:00Z"),
-    case("Asia/Kolkata", "day", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("Asia/Kolkata", "week", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
-    case("Asia/Kolkata", "month", "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
+    case(
+        "Europe/Berlin",
+        "hour",
+        "2024-03-30T00:00:00Z",
+        "2024-04-01T00:00:00Z",
+    ),
+    case(
+        "Europe/Berlin",
+        "hour",
+        "2024-10-26T00:00:00Z",
+        "2024-10-28T00:00:00Z",
+    ),
+    case(
+        "Europe/Berlin",
+        "day",
+        "2024-03-01T00:00:00+01:00",
+        "2024-11-15T00:00:00+01:00",
+    ),
+    case(
+        "Europe/Berlin",
+        "week",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "Europe/Berlin",
+        "month",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "America/New_York",
+        "hour",
+        "2024-03-09T00:00:00Z",
+        "2024-03-12T00:00:00Z",
+    ),
+    case(
+        "America/New_York",
+        "hour",
+        "2024-11-01T13:17:00Z",
+        "2024-11-05T00:00:00Z",
+    ),
+    case(
+        "America/New_York",
+        "day",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "America/New_York",
+        "week",
+        "2024-02-01T00:00:00Z",
+        "2024-12-01T00:00:00Z",
+    ),
+    case(
+        "America/New_York",
+        "month",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "Asia/Kolkata",
+        "hour",
+        "2024-03-29T12:00:00Z",
+        "2024-04-02T00:00:00Z",
+    ),
+    case(
+        "Asia/Kolkata",
+        "day",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "Asia/Kolkata",
+        "week",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
+    case(
+        "Asia/Kolkata",
+        "month",
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    ),
     case("UTC", "day", "2024-03-08T00:00:00Z", "2024-03-12T00:00:00Z"),
 ];
 
@@ -122,7 +220,10 @@ async fn buckets_follow_the_zone_across_dst_for_every_metric() {
     let rows = dataset();
     seed(db, &rows).await;
     let server = Server::start(db, &[]).await;
-    let kept: Vec<&AccessRow> = rows.iter().filter(|r| r.site_id == SITE && r.is_bot == 0).collect();
+    let kept: Vec<&AccessRow> = rows
+        .iter()
+        .filter(|r| r.site_id == SITE && r.is_bot == 0)
+        .collect();
 
     for case in CASES {
         let tz = TimeZone::get(case.tz).unwrap();
@@ -135,10 +236,19 @@ async fn buckets_follow_the_zone_across_dst_for_every_metric() {
                 ("interval", case.interval),
                 ("metric", metric),
             ];
-            let answer = server.json(&format!("/v1/sites/{SITE}/timeseries"), &query).await;
+            let answer = server
+                .json(&format!("/v1/sites/{SITE}/timeseries"), &query)
+                .await;
             let want = expected(&kept, range, &tz, case.interval, metric);
-            assert!(want.iter().any(|p| p.1 > 0), "no data in {}: widen the dataset", case.from);
-            let context = format!("{} {} from {} by {metric}", case.tz, case.interval, case.from);
+            assert!(
+                want.iter().any(|p| p.1 > 0),
+                "no data in {}: widen the dataset",
+                case.from
+            );
+            let context = format!(
+                "{} {} from {} by {metric}",
+                case.tz, case.interval, case.from
+            );
             assert_eq!(points(&answer), want, "{context}");
         }
     }
@@ -184,7 +294,11 @@ async fn dst_changes_show_in_the_bucket_times() {
     let spring = times(&server.json(&path, &q).await);
     assert_eq!(
         spring,
-        ["2024-03-31T00:00:00+01:00", "2024-03-31T01:00:00+01:00", "2024-03-31T03:00:00+02:00"]
+        [
+            "2024-03-31T00:00:00+01:00",
+            "2024-03-31T01:00:00+01:00",
+            "2024-03-31T03:00:00+02:00"
+        ]
     );
 
     // New York: days of 23 and 25 hours.
@@ -192,7 +306,12 @@ async fn dst_changes_show_in_the_bucket_times() {
         ("2024-03-10T00:00:00-05:00", "2024-03-12T00:00:00-04:00", 23),
         ("2024-11-03T00:00:00-04:00", "2024-11-05T00:00:00-05:00", 25),
     ] {
-        let q = [("from", from), ("to", to), ("tz", "America/New_York"), ("metric", "visitors")];
+        let q = [
+            ("from", from),
+            ("to", to),
+            ("tz", "America/New_York"),
+            ("metric", "visitors"),
+        ];
         let days = times(&server.json(&path, &q).await);
         assert_eq!(days.len(), 2);
         let start = |s: &str| s.parse::<Timestamp>().unwrap().as_second();
@@ -210,7 +329,11 @@ async fn dst_changes_show_in_the_bucket_times() {
     let weeks = times(&server.json(&path, &q).await);
     assert_eq!(
         weeks,
-        ["2024-07-01T00:00:00+05:30", "2024-07-08T00:00:00+05:30", "2024-07-15T00:00:00+05:30"]
+        [
+            "2024-07-01T00:00:00+05:30",
+            "2024-07-08T00:00:00+05:30",
+            "2024-07-15T00:00:00+05:30"
+        ]
     );
 }
 
@@ -224,13 +347,17 @@ async fn every_filter_applies_to_series() {
     let (from, to) = ("2024-10-20T00:00:00+02:00", "2024-11-10T00:00:00+01:00");
 
     for filter in filters() {
-        let kept: Vec<&AccessRow> =
-            rows.iter().filter(|r| r.site_id == SITE && (filter.keep)(r)).collect();
+        let kept: Vec<&AccessRow> = rows
+            .iter()
+            .filter(|r| r.site_id == SITE && (filter.keep)(r))
+            .collect();
         for metric in METRICS {
             let mut query = vec![("from", from), ("to", to), ("tz", "Europe/Berlin")];
             query.push(("metric", metric));
             query.extend(filter.query.iter().copied());
-            let answer = server.json(&format!("/v1/sites/{SITE}/timeseries"), &query).await;
+            let answer = server
+                .json(&format!("/v1/sites/{SITE}/timeseries"), &query)
+                .await;
             let want = expected(&kept, (at(from), at(to)), &tz, "day", metric);
             assert_eq!(points(&answer), want, "{metric} with {:?}", filter.query);
         }
@@ -243,9 +370,15 @@ async fn gaps_and_empty_sites_are_zeros_and_ranges_are_capped() {
     seed(db, &dataset()).await;
     let server = Server::start(db, &[]).await;
 
-    let q = [("from", "2023-01-01T00:00:00Z"), ("to", "2023-02-01T00:00:00Z"), ("metric", "requests")];
+    let q = [
+        ("from", "2023-01-01T00:00:00Z"),
+        ("to", "2023-02-01T00:00:00Z"),
+        ("metric", "requests"),
+    ];
     for site in [SITE, EMPTY_SITE] {
-        let answer = server.json(&format!("/v1/sites/{site}/timeseries"), &q).await;
+        let answer = server
+            .json(&format!("/v1/sites/{site}/timeseries"), &q)
+            .await;
         let p = points(&answer);
         assert_eq!(p.len(), 31);
         assert!(p.iter().all(|(_, v)| *v == 0), "{p:?}");
@@ -258,15 +391,26 @@ async fn gaps_and_empty_sites_are_zeros_and_ranges_are_capped() {
         ("interval", "hour"),
         ("metric", "requests"),
     ];
-    let response = server.get(&format!("/v1/sites/{SITE}/timeseries"), &too_many).await;
+    let response = server
+        .get(&format!("/v1/sites/{SITE}/timeseries"), &too_many)
+        .await;
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["parameter"], "interval");
 
-    let too_long = [("from", "2020-01-01T00:00:00Z"), ("to", "2024-06-01T00:00:00Z"), ("metric", "requests")];
-    let response = server.get(&format!("/v1/sites/{SITE}/timeseries"), &too_long).await;
+    let too_long = [
+        ("from", "2020-01-01T00:00:00Z"),
+        ("to", "2024-06-01T00:00:00Z"),
+        ("metric", "requests"),
+    ];
+    let response = server
+        .get(&format!("/v1/sites/{SITE}/timeseries"), &too_long)
+        .await;
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["parameter"], "from");
-    assert!(body["error"].as_str().unwrap().contains("730 days"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("730 days"),
+        "{body}"
+    );
 }

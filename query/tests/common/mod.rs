@@ -34,9 +34,20 @@ pub async fn seed(database: &str, rows: &[AccessRow]) {
     });
     // The store's client is bound to `database`, which may not exist yet.
     let drop = format!("DROP DATABASE IF EXISTS `{database}`");
-    store.client().clone().with_database("default").query(&drop).execute().await.unwrap();
+    store
+        .client()
+        .clone()
+        .with_database("default")
+        .query(&drop)
+        .execute()
+        .await
+        .unwrap();
     store.migrate().await.expect("creating the schema");
-    let mut insert = store.client().insert::<AccessRow>("access_log").await.unwrap();
+    let mut insert = store
+        .client()
+        .insert::<AccessRow>("access_log")
+        .await
+        .unwrap();
     for row in rows {
         insert.write(row).await.unwrap();
     }
@@ -54,18 +65,26 @@ impl Server {
     /// Starts the binary on `database` with the test key and `extra` flags,
     /// and waits until `/readyz` answers 200.
     pub async fn start(database: &str, extra: &[&str]) -> Self {
+        Self::start_on(&clickhouse_url(), database, extra).await
+    }
+
+    /// [`Server::start`] with ClickHouse at `clickhouse`.
+    pub async fn start_on(clickhouse: &str, database: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_ecstatic-query"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--clickhouse-url", &clickhouse_url(), "--database", database])
+            .args(["--clickhouse-url", clickhouse, "--database", database])
             .args(extra)
             .env("ECSTATIC_JWT_SECRET", SECRET)
             .env("ECSTATIC_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("starting ecstatic-query");
-        let mut server =
-            Self { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let mut server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
         server.wait_ready().await;
         server
     }
@@ -80,7 +99,10 @@ impl Server {
             if ready.is_ok_and(|r| r.status() == 200) {
                 return;
             }
-            assert!(Instant::now() < deadline, "ecstatic-query not ready after 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "ecstatic-query not ready after 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -118,12 +140,21 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn token(sites: &[u64]) -> String {
     let key = JwtKey::new(SECRET.as_bytes()).unwrap();
-    key.sign(&Claims { sub: "1".into(), exp: now_secs() + 600, sites: sites.to_vec(), readonly: true })
+    key.sign(&Claims {
+        sub: "1".into(),
+        exp: now_secs() + 600,
+        sites: sites.to_vec(),
+        readonly: true,
+    })
 }
 
 /// Deterministic pseudo-random numbers (splitmix64): the dataset must be the
@@ -161,8 +192,16 @@ pub fn at(text: &str) -> i64 {
 /// every dimension has several values and several rows per value.
 pub fn row(rng: &mut Rng, site_id: u64, time: i64) -> AccessRow {
     const PATHS: &[&str] = &[
-        "/", "/", "/blog/", "/blog/it's", "/blog/a,b", "/about", "/img/logo.png", "/app.js",
-        "/style.css", "/feed.xml",
+        "/",
+        "/",
+        "/blog/",
+        "/blog/it's",
+        "/blog/a,b",
+        "/about",
+        "/img/logo.png",
+        "/app.js",
+        "/style.css",
+        "/feed.xml",
     ];
     let path = rng.pick(PATHS);
     let file_type = match path {
@@ -185,10 +224,16 @@ pub fn row(rng: &mut Rng, site_id: u64, time: i64) -> AccessRow {
         edge_location: rng.pick(&["DE", "FR", "NY", "SG"]).to_owned(),
         host: "example.com".to_owned(),
         path: path.to_owned(),
-        referrer_host: rng.pick(&["", "", "google.com", "news.ycombinator.com"]).to_owned(),
+        referrer_host: rng
+            .pick(&["", "", "google.com", "news.ycombinator.com"])
+            .to_owned(),
         country: rng.pick(&["DE", "US", "IN", "FR", ""]).to_owned(),
-        browser: rng.pick(&["Chrome", "Firefox", "Safari", "Other"]).to_owned(),
-        os: rng.pick(&["Windows", "Mac OS X", "Android", "iOS", "Linux"]).to_owned(),
+        browser: rng
+            .pick(&["Chrome", "Firefox", "Safari", "Other"])
+            .to_owned(),
+        os: rng
+            .pick(&["Windows", "Mac OS X", "Android", "iOS", "Linux"])
+            .to_owned(),
         device: device.to_owned(),
         file_type: file_type.to_owned(),
         is_bot: u8::from(device == "bot"),
@@ -238,20 +283,36 @@ pub struct Filter {
 /// The default filter (`bots=exclude`) and one case of each filter.
 pub fn filters() -> Vec<Filter> {
     fn f(query: &[(&'static str, &'static str)], keep: fn(&AccessRow) -> bool) -> Filter {
-        Filter { query: query.to_vec(), keep }
+        Filter {
+            query: query.to_vec(),
+            keep,
+        }
     }
     vec![
         f(&[], |r| r.is_bot == 0),
         f(&[("bots", "include")], |_| true),
         f(&[("bots", "only")], |r| r.is_bot == 1),
-        f(&[("path", "/blog/it's")], |r| r.is_bot == 0 && r.path == "/blog/it's"),
-        f(&[("path", "/blog/*")], |r| r.is_bot == 0 && r.path.starts_with("/blog/")),
-        f(&[("country", "DE")], |r| r.is_bot == 0 && r.country == "DE"),
-        f(&[("status_class", "4xx")], |r| r.is_bot == 0 && r.status_class == "4xx"),
-        f(&[("file_type", "image")], |r| r.is_bot == 0 && r.file_type == "image"),
-        f(&[("bots", "include"), ("file_type", "page"), ("country", "US")], |r| {
-            r.file_type == "page" && r.country == "US"
+        f(&[("path", "/blog/it's")], |r| {
+            r.is_bot == 0 && r.path == "/blog/it's"
         }),
+        f(&[("path", "/blog/*")], |r| {
+            r.is_bot == 0 && r.path.starts_with("/blog/")
+        }),
+        f(&[("country", "DE")], |r| r.is_bot == 0 && r.country == "DE"),
+        f(&[("status_class", "4xx")], |r| {
+            r.is_bot == 0 && r.status_class == "4xx"
+        }),
+        f(&[("file_type", "image")], |r| {
+            r.is_bot == 0 && r.file_type == "image"
+        }),
+        f(
+            &[
+                ("bots", "include"),
+                ("file_type", "page"),
+                ("country", "US"),
+            ],
+            |r| r.file_type == "page" && r.country == "US",
+        ),
     ]
 }
 
@@ -308,13 +369,26 @@ pub fn dimension_value(r: &AccessRow, dimension: &str) -> String {
 
 /// The expected breakdown: keys with their metric over the rows that count
 /// for it (page views only, for `pageviews`), largest first, ties by key.
-pub fn expected_breakdown(rows: &[&AccessRow], dimension: &str, metric: &str) -> Vec<(String, u64)> {
+pub fn expected_breakdown(
+    rows: &[&AccessRow],
+    dimension: &str,
+    metric: &str,
+) -> Vec<(String, u64)> {
     let mut groups: BTreeMap<String, Vec<&AccessRow>> = BTreeMap::new();
-    for r in rows.iter().copied().filter(|r| metric != "pageviews" || is_pageview(r)) {
-        groups.entry(dimension_value(r, dimension)).or_default().push(r);
+    for r in rows
+        .iter()
+        .copied()
+        .filter(|r| metric != "pageviews" || is_pageview(r))
+    {
+        groups
+            .entry(dimension_value(r, dimension))
+            .or_default()
+            .push(r);
     }
-    let mut out: Vec<(String, u64)> =
-        groups.into_iter().map(|(k, rs)| (k, measure(metric, rs))).collect();
+    let mut out: Vec<(String, u64)> = groups
+        .into_iter()
+        .map(|(k, rs)| (k, measure(metric, rs)))
+        .collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
 }
@@ -325,6 +399,11 @@ pub fn answer_rows(answer: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["key"].as_str().unwrap().to_owned(), r["value"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["value"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
