@@ -17,10 +17,9 @@ fn op(summary: &str, auth: bool, body: Option<&str>, ok: (&str, &str), errs: &[&
         op["security"] = json!([{"bearer": []}]);
     }
     if let Some(schema) = body {
-        op["requestBody"] = json!({
-            "required": true,
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-        });
+        let schema = json!({"$ref": format!("#/components/schemas/{schema}")});
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": schema}}});
     }
     op
 }
@@ -36,7 +35,8 @@ fn paths() -> Value {
         "/v1/accounts": {"post": op("Sign up (same answer whether or not the email exists)",
             false, Some("SignUp"), ("202", "accepted"), &["400"])},
         "/v1/sessions": {"post": op("Sign in with email and password, or a deploy token",
-            false, Some("SignIn"), ("200", "`{access_token, expires_in}`"), &["400", "401", "429"])},
+            false, Some("SignIn"), ("200", "`{access_token, expires_in}`"),
+            &["400", "401", "429"])},
         "/v1/me": {"get": op("The signed-in account", true, None, ("200", "account"), &["401"])},
         "/v1/sites": {
             "get": op("The caller's sites", true, None, ("200", "`{sites: [Site]}`"), &["401"]),

@@ -244,7 +244,8 @@ pub async fn record_deploy(
         }
     }
     deploy.id = state.store.insert_deploy(&deploy).await?;
-    tracing::info!(site = site.id, deploy = deploy.id, outcome = %deploy.outcome, "deploy recorded");
+    let (site_id, outcome) = (site.id, &deploy.outcome);
+    tracing::info!(site = site_id, deploy = deploy.id, outcome = %outcome, "deploy recorded");
     Ok((StatusCode::CREATED, Json(deploy_json(&deploy))))
 }
 
