@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, BodyDataStream};
 use bytes::{Bytes, BytesMut};
@@ -107,9 +108,12 @@ pub async fn ensure_repo(path: &Path, branch: &str) -> Result<(), RpcError> {
     tokio::fs::create_dir_all(parent)
         .await
         .map_err(repo_error)?;
+    // Unique per call: two first pushes to one site may both get here.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let temp = parent.join(format!(
-        ".init-{}-{}",
+        ".init-{}-{}-{}",
         std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
         path.file_name().and_then(|n| n.to_str()).unwrap_or("repo")
     ));
     let output = git()
