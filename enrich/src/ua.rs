@@ -105,6 +105,8 @@ impl Rules {
 /// by the process); `Send + Sync`, meant to be shared by all intake threads.
 pub struct UaClassifier {
     rules: &'static Rules,
+    /// The answer for an empty or `-` agent, handed out without a lookup.
+    unknown: Arc<UaClass>,
     /// Keyed by the agent cut to [`MAX_UA_BYTES`]; looked up by `&str`, so a
     /// hit neither allocates nor copies the key.
     cache: Cache<Box<str>, Arc<UaClass>>,
@@ -120,6 +122,7 @@ impl UaClassifier {
     pub fn new(cache_capacity: usize) -> Self {
         UaClassifier {
             rules: Rules::get(),
+            unknown: Arc::new(unknown()),
             cache: Cache::new(cache_capacity.max(1)),
         }
     }
@@ -127,6 +130,9 @@ impl UaClassifier {
     /// Classifies an agent, answering from the cache when it can.
     pub fn classify(&self, user_agent: &str) -> Arc<UaClass> {
         let agent = cut(user_agent);
+        if is_absent(agent) {
+            return Arc::clone(&self.unknown);
+        }
         if let Some(hit) = self.cache.get(agent) {
             return hit;
         }
@@ -141,13 +147,8 @@ impl UaClassifier {
     }
 
     fn classify_cut(&self, agent: &str) -> UaClass {
-        if agent.is_empty() || agent == "-" {
-            return UaClass {
-                browser: UNKNOWN.to_owned(),
-                os: UNKNOWN.to_owned(),
-                device: Device::Other,
-                is_bot: false,
-            };
+        if is_absent(agent) {
+            return unknown();
         }
 
         let browser = self.rules.browser.extract(agent).map(|v| v.family);
@@ -169,6 +170,22 @@ impl UaClassifier {
     }
 }
 
+/// Whether the log had no agent: bunny writes `-` in the pipe format and
+/// `""` in JSON, and both mean the same.
+fn is_absent(agent: &str) -> bool {
+    agent.is_empty() || agent == "-"
+}
+
+/// The class of a missing agent: unknown browser and OS, `other` device.
+fn unknown() -> UaClass {
+    UaClass {
+        browser: UNKNOWN.to_owned(),
+        os: UNKNOWN.to_owned(),
+        device: Device::Other,
+        is_bot: false,
+    }
+}
+
 /// uap-core says `Other` itself when it knows nothing; an empty family (a
 /// template that resolved to nothing) means the same.
 fn family_name(family: &str) -> &str {
@@ -184,20 +201,54 @@ fn cut(agent: &str) -> &str {
     &agent[..agent.floor_char_boundary(MAX_UA_BYTES)]
 }
 
-/// The device class of a non-bot agent, from its OS family and a few tokens.
+/// The device class of a non-bot agent, from a few tokens and its OS family.
+///
+/// Tokens first: TVs and consoles are `other`; `iPad`, `Tablet` (but not
+/// Windows' `Tablet PC`), `Kindle`, `PlayBook` a tablet; `Mobi` (Mozilla's
+/// advice for phones), `iPhone`, `iPod`, `Opera Mini` a phone. Then the OS:
+/// an Android browser without `Mobile` is a tablet (Google's convention for
+/// tablet agents) while other Android clients (apps, `Dalvik`) are most
+/// likely phones; phone systems are mobile; desktop systems are desktop;
+/// anything else is `other`. Measured against Intoli's `deviceCategory` in
+/// `tests/ua_oracles.rs`.
 fn device(agent: &str, os: &str) -> Device {
     let has = |token: &str| memchr::memmem::find(agent.as_bytes(), token.as_bytes()).is_some();
-    if has("iPad") || has("Tablet") || has("Kindle") || has("PlayBook") {
+    let is_screen = [
+        "SmartTV", "SMART-TV", "Smart-TV", "CrKey", "AppleTV", "HbbTV", "BRAVIA",
+    ];
+    let is_console = ["Xbox", "PlayStation", "Nintendo"];
+    if is_screen.iter().chain(&is_console).any(|t| has(t)) {
+        return Device::Other;
+    }
+    let tablet_pc = has("Tablet PC");
+    if has("iPad") || (has("Tablet") && !tablet_pc) || has("Kindle") || has("PlayBook") {
         return Device::Tablet;
     }
-    if has("Mobile") || has("iPhone") || has("iPod") || has("Opera Mini") || has("Mobi") {
+    if has("Mobi") || has("iPhone") || has("iPod") || has("Opera Mini") {
         return Device::Mobile;
     }
     match os {
-        "Android" => Device::Tablet,
-        "iOS" | "Windows Phone" | "BlackBerry OS" | "Symbian OS" | "KaiOS" => Device::Mobile,
-        "Windows" | "Mac OS X" | "Linux" | "Ubuntu" | "Chrome OS" | "Fedora" | "FreeBSD"
-        | "OpenBSD" | "NetBSD" | "Debian" | "Solaris" => Device::Desktop,
+        "Android" if has("Safari") || has("Chrome") || has("Firefox") => Device::Tablet,
+        "Android"
+        | "iOS"
+        | "Windows Phone"
+        | "Windows Mobile"
+        | "BlackBerry OS"
+        | "KaiOS"
+        | "Firefox OS"
+        | "Symbian OS"
+        | "Symbian^3"
+        | "Symbian^3 Anna"
+        | "Symbian^3 Belle"
+        | "Nokia Series 40"
+        | "Nokia Series 30 Plus"
+        | "Brew MP"
+        | "webOS" => Device::Mobile,
+        "BlackBerry Tablet OS" => Device::Tablet,
+        "Windows" | "Mac OS X" | "Mac OS" | "Linux" | "Ubuntu" | "Chrome OS" | "Fedora"
+        | "Debian" | "Red Hat" | "Gentoo" | "FreeBSD" | "OpenBSD" | "NetBSD" | "Solaris" => {
+            Device::Desktop
+        }
         _ => Device::Other,
     }
 }

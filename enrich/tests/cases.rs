@@ -171,3 +171,18 @@ fn tablets() {
         (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
     assert_class(galaxy_tab, Some("Chrome"), "Android", Device::Tablet);
 }
+
+#[test]
+fn devices_beyond_phones_and_tablets() {
+    let surface = "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.2; WOW64; Trident/7.0; \
+        .NET4.0E; .NET4.0C; Tablet PC 2.0)";
+    assert_class(surface, None, "Windows", Device::Desktop);
+    let xbox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Xbox; Xbox One) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edge/44.18363.8131";
+    assert_class(xbox, None, "Windows", Device::Other);
+    let android_app = "Dalvik/2.1.0 (Linux; U; Android 13; SM-S911B Build/TP1A.220624.014)";
+    assert_class(android_app, None, "Android", Device::Mobile);
+    let mac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 \
+        (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
+    assert_class(mac, Some("Safari"), "Mac OS X", Device::Desktop);
+}
