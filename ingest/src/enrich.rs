@@ -82,7 +82,9 @@ impl Enricher {
         let path = url_path(&raw.path_and_query);
         let referrer = referrer_host(&raw.referer);
         let country_buf = normalize_country(&raw.country);
-        let country = country_buf.as_ref().map_or("", |c| std::str::from_utf8(c).unwrap_or(""));
+        let country = country_buf
+            .as_ref()
+            .map_or("", |c| std::str::from_utf8(c).unwrap_or(""));
 
         let row = AccessRowRef {
             site_id: raw.pull_zone_id,
@@ -135,7 +137,9 @@ impl Enricher {
 
 /// The host without `user:password@` and without `:port`.
 fn bare_host(authority: &str) -> &str {
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
     }
@@ -160,7 +164,9 @@ fn lower_host<'a>(host: &'a str, buf: &'a mut [u8; HOST_STACK_BYTES]) -> Cow<'a,
 
 /// The path of `path_and_query`: up to `?` or `#`, `/` when empty.
 fn url_path(path_and_query: &str) -> &str {
-    let end = path_and_query.find(['?', '#']).unwrap_or(path_and_query.len());
+    let end = path_and_query
+        .find(['?', '#'])
+        .unwrap_or(path_and_query.len());
     match &path_and_query[..end] {
         "" => "/",
         path => path,
@@ -174,7 +180,10 @@ mod tests {
     #[test]
     fn host_is_bare_and_lower_case() {
         let mut buf = [0u8; HOST_STACK_BYTES];
-        assert!(matches!(lower_host("a.example", &mut buf), Cow::Borrowed("a.example")));
+        assert!(matches!(
+            lower_host("a.example", &mut buf),
+            Cow::Borrowed("a.example")
+        ));
         assert_eq!(lower_host("WWW.Example.COM", &mut buf), "www.example.com");
         assert_eq!(bare_host("u:p@WWW.Example.COM:8443"), "WWW.Example.COM");
         assert_eq!(bare_host("[2001:db8::1]:80"), "[2001:db8::1]");

@@ -75,7 +75,10 @@ enum State {
 /// What the first bytes of a frame say about its framing.
 enum Detected {
     /// `MSG-LEN SP`: the count, and the header's length including the space.
-    Counted { len: usize, header: usize },
+    Counted {
+        len: usize,
+        header: usize,
+    },
     Line,
     /// Only digits so far: the next byte decides.
     NeedMore,
@@ -93,7 +96,10 @@ impl SyslogDecoder {
     /// (see the module's security note; [`DEFAULT_MAX_FRAME_BYTES`] is the
     /// usual value).
     pub fn new(max_frame_bytes: usize) -> Self {
-        SyslogDecoder { max_frame_bytes, state: State::Start }
+        SyslogDecoder {
+            max_frame_bytes,
+            state: State::Start,
+        }
     }
 
     /// The configured maximum message size, in bytes.
@@ -180,7 +186,10 @@ impl SyslogDecoder {
                     Detected::Counted { len, header } => {
                         buf.advance(header);
                         self.state = if len > self.max_frame_bytes {
-                            State::SkipCounted { remaining: len, len }
+                            State::SkipCounted {
+                                remaining: len,
+                                len,
+                            }
                         } else {
                             State::Counted { len }
                         };
@@ -193,7 +202,9 @@ impl SyslogDecoder {
                 Some(at) => Ok(self.finish_line(buf, scanned + at, 1)),
                 None if buf.len() > self.max_frame_bytes => {
                     // Too long already: drop what we have, skip to the LF.
-                    self.state = State::SkipLine { discarded: buf.len() };
+                    self.state = State::SkipLine {
+                        discarded: buf.len(),
+                    };
                     buf.clear();
                     Ok(None)
                 }
@@ -217,10 +228,14 @@ impl SyslogDecoder {
                 Some(at) => {
                     buf.advance(at + 1);
                     self.state = State::Start;
-                    Ok(Some(Frame::Oversize { bytes: discarded + at }))
+                    Ok(Some(Frame::Oversize {
+                        bytes: discarded + at,
+                    }))
                 }
                 None => {
-                    self.state = State::SkipLine { discarded: discarded + buf.len() };
+                    self.state = State::SkipLine {
+                        discarded: discarded + buf.len(),
+                    };
                     buf.clear();
                     Ok(None)
                 }
@@ -233,7 +248,10 @@ impl SyslogDecoder {
                     self.state = State::Start;
                     return Ok(Some(Frame::Oversize { bytes: len }));
                 }
-                self.state = State::SkipCounted { remaining: remaining - take, len };
+                self.state = State::SkipCounted {
+                    remaining: remaining - take,
+                    len,
+                };
                 Ok(None)
             }
         }
@@ -262,14 +280,21 @@ impl SyslogDecoder {
 
 /// Drops the separators that may sit between frames.
 fn skip_separators(buf: &mut BytesMut) {
-    let skip = buf.iter().position(|&b| !matches!(b, b'\n' | b'\r' | 0)).unwrap_or(buf.len());
+    let skip = buf
+        .iter()
+        .position(|&b| !matches!(b, b'\n' | b'\r' | 0))
+        .unwrap_or(buf.len());
     buf.advance(skip);
 }
 
 /// Reads the framing from a frame's first bytes (the buffer starts at a
 /// non-separator byte).
 fn detect(buf: &[u8]) -> Detected {
-    let digits = buf.iter().take(MAX_COUNT_DIGITS + 1).take_while(|b| b.is_ascii_digit()).count();
+    let digits = buf
+        .iter()
+        .take(MAX_COUNT_DIGITS + 1)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if digits == 0 || digits > MAX_COUNT_DIGITS {
         return Detected::Line;
     }
@@ -278,9 +303,14 @@ fn detect(buf: &[u8]) -> Detected {
         Some(b' ') => {
             // At most MAX_COUNT_DIGITS digits: fits in u64, and saturating
             // to usize only matters on 32-bit targets, where it is oversize.
-            let len = buf[..digits].iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+            let len = buf[..digits]
+                .iter()
+                .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
             let len = usize::try_from(len).unwrap_or(usize::MAX);
-            Detected::Counted { len, header: digits + 1 }
+            Detected::Counted {
+                len,
+                header: digits + 1,
+            }
         }
         Some(_) => Detected::Line,
     }
@@ -288,7 +318,10 @@ fn detect(buf: &[u8]) -> Detected {
 
 /// Trims trailing CR/LF/NUL and freezes; `None` for an empty message.
 fn message(mut frame: BytesMut) -> Option<Frame> {
-    let keep = frame.iter().rposition(|&b| !matches!(b, b'\n' | b'\r' | 0)).map_or(0, |i| i + 1);
+    let keep = frame
+        .iter()
+        .rposition(|&b| !matches!(b, b'\n' | b'\r' | 0))
+        .map_or(0, |i| i + 1);
     frame.truncate(keep);
     if keep == 0 {
         return None;
@@ -334,9 +367,15 @@ mod tests {
     fn oversize_frames_are_skipped_once() {
         let mut decoder = SyslogDecoder::new(4);
         let frames = decode_all(&mut decoder, b"abcdef\nok\n9 123456789ab\n");
-        assert_eq!(frames, [Frame::Oversize { bytes: 6 }, msg("ok"), Frame::Oversize {
-            bytes: 9
-        }, msg("ab")]);
+        assert_eq!(
+            frames,
+            [
+                Frame::Oversize { bytes: 6 },
+                msg("ok"),
+                Frame::Oversize { bytes: 9 },
+                msg("ab")
+            ]
+        );
     }
 
     #[test]

@@ -183,7 +183,10 @@ impl<W: Write> Inspector<W> {
         *count += 1;
         let total: u64 = self.rejected.values().sum();
         if total <= SHOWN_REJECTIONS {
-            eprintln!("frame {}: rejected ({}): {rejection}", self.frame_no, rejection.reason);
+            eprintln!(
+                "frame {}: rejected ({}): {rejection}",
+                self.frame_no, rejection.reason
+            );
         } else if total == SHOWN_REJECTIONS + 1 {
             eprintln!("further rejections are counted, not shown");
         }

@@ -98,7 +98,11 @@ pub(crate) fn split_url_cow(url: Cow<'_, str>) -> [Cow<'_, str>; 3] {
     match url {
         Cow::Borrowed(url) => {
             let (scheme, host, rest) = split_url(url);
-            [Cow::Borrowed(scheme), Cow::Borrowed(host), Cow::Borrowed(rest)]
+            [
+                Cow::Borrowed(scheme),
+                Cow::Borrowed(host),
+                Cow::Borrowed(rest),
+            ]
         }
         Cow::Owned(url) => {
             let (scheme, host, rest) = split_url(&url);
@@ -117,7 +121,11 @@ pub(crate) fn parse_u64(text: &[u8], field: &'static str) -> Result<u64, Rejecti
     for &b in text {
         let digit = b.wrapping_sub(b'0');
         if digit > 9 {
-            return Err(bad_number(field, text, "is not an unsigned decimal integer"));
+            return Err(bad_number(
+                field,
+                text,
+                "is not an unsigned decimal integer",
+            ));
         }
         value = value
             .checked_mul(10)
@@ -150,10 +158,12 @@ fn bad_number(field: &'static str, text: &[u8], what: &str) -> Rejection {
 pub(crate) fn validate(record: &RawAccess<'_>) -> Result<(), Rejection> {
     check_status(u64::from(record.status))?;
     if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&record.timestamp_ms) {
-        return Err(Rejection::field(Reason::BadTimestamp, "timestamp_ms").with_detail(format!(
-            "{} ms is outside 2000-01-01 to 2106-02-07",
-            record.timestamp_ms
-        )));
+        return Err(
+            Rejection::field(Reason::BadTimestamp, "timestamp_ms").with_detail(format!(
+                "{} ms is outside 2000-01-01 to 2106-02-07",
+                record.timestamp_ms
+            )),
+        );
     }
     if record.pull_zone_id == 0 {
         return Err(Rejection::field(Reason::ZeroSite, "pull_zone_id"));
@@ -181,9 +191,15 @@ mod tests {
         assert_eq!(parse_u64(b"18446744073709551615", "f"), Ok(u64::MAX));
         for bad in [&b"18446744073709551616"[..], b"-1", b"+1", b" 1", b"1.0"] {
             let err = parse_u64(bad, "bytes_sent").unwrap_err();
-            assert_eq!((err.reason, err.field), (Reason::BadNumber, Some("bytes_sent")));
+            assert_eq!(
+                (err.reason, err.field),
+                (Reason::BadNumber, Some("bytes_sent"))
+            );
         }
-        assert_eq!(parse_u64(b"-", "f").unwrap_err().reason, Reason::MissingField);
+        assert_eq!(
+            parse_u64(b"-", "f").unwrap_err().reason,
+            Reason::MissingField
+        );
     }
 
     #[test]
@@ -196,7 +212,11 @@ mod tests {
 
     #[test]
     fn timestamp_bounds_are_inclusive() {
-        let mut record = RawAccess { status: 200, pull_zone_id: 1, ..RawAccess::default() };
+        let mut record = RawAccess {
+            status: 200,
+            pull_zone_id: 1,
+            ..RawAccess::default()
+        };
         record.timestamp_ms = MIN_TIMESTAMP_MS;
         assert!(validate(&record).is_ok());
         record.timestamp_ms = MAX_TIMESTAMP_MS;

@@ -100,12 +100,20 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with no field and no detail.
     pub fn new(reason: Reason) -> Self {
-        Rejection { reason, field: None, detail: None }
+        Rejection {
+            reason,
+            field: None,
+            detail: None,
+        }
     }
 
     /// A rejection naming the field at fault.
     pub fn field(reason: Reason, field: &'static str) -> Self {
-        Rejection { reason, field: Some(field), detail: None }
+        Rejection {
+            reason,
+            field: Some(field),
+            detail: None,
+        }
     }
 
     /// Adds a short explanation (no input bytes beyond a short excerpt).
@@ -144,7 +152,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for reason in Reason::ALL {
             let label = reason.as_str();
-            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
             assert!(seen.insert(label), "duplicate label {label}");
         }
     }

@@ -95,9 +95,15 @@ fn end_of_sd(i: &[u8]) -> Res<'_, ()> {
 /// `<PRI>`: 1 to 3 digits, at most 191.
 fn parse_pri(i: &[u8]) -> Res<'_, u8> {
     let (i, digits) = delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')).parse(i)?;
-    match digits.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')) {
+    match digits
+        .iter()
+        .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'))
+    {
         pri @ 0..=191 => Ok((i, pri as u8)),
-        _ => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify))),
+        _ => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        ))),
     }
 }
 
@@ -108,7 +114,11 @@ fn parse_version(i: &[u8]) -> Res<'_, &[u8]> {
 
 /// `-` or `YYYY-MM-DDThh:mm:ss[.frac](Z|±hh:mm)`, any fraction length.
 fn parse_timestamp(i: &[u8]) -> Res<'_, &[u8]> {
-    alt((tag("-"), recognize((parse_full_date, one_of("Tt"), parse_full_time)))).parse(i)
+    alt((
+        tag("-"),
+        recognize((parse_full_date, one_of("Tt"), parse_full_time)),
+    ))
+    .parse(i)
 }
 
 fn parse_full_date(i: &[u8]) -> Res<'_, &[u8]> {
@@ -124,7 +134,9 @@ fn parse_full_time(i: &[u8]) -> Res<'_, &[u8]> {
     recognize((partial, opt(preceded(char('.'), digit1)), offset)).parse(i)
 }
 
-fn digits<'a>(n: usize) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
+fn digits<'a>(
+    n: usize,
+) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
     take_while_m_n(n, n, is_digit)
 }
 
@@ -140,7 +152,14 @@ fn parse_structured_data(i: &[u8]) -> Res<'_, &[u8]> {
 
 /// `[SD-ID *(SP PARAM-NAME="PARAM-VALUE")]`.
 fn parse_sd_element(i: &[u8]) -> Res<'_, &[u8]> {
-    let param = (char(' '), parse_sd_name, char('='), char('"'), parse_sd_value, char('"'));
+    let param = (
+        char(' '),
+        parse_sd_name,
+        char('='),
+        char('"'),
+        parse_sd_value,
+        char('"'),
+    );
     recognize((char('['), parse_sd_name, many0_count(param), char(']'))).parse(i)
 }
 
@@ -152,7 +171,11 @@ fn parse_sd_name(i: &[u8]) -> Res<'_, &[u8]> {
 /// PARAM-VALUE up to the closing quote; a backslash escapes the next byte
 /// (`\"`, `\\`, `\]`; RFC 5424 keeps other escapes as written).
 fn parse_sd_value(i: &[u8]) -> Res<'_, &[u8]> {
-    recognize(many0_count(alt((is_not("\\\""), preceded(char('\\'), take(1usize)))))).parse(i)
+    recognize(many0_count(alt((
+        is_not("\\\""),
+        preceded(char('\\'), take(1usize)),
+    ))))
+    .parse(i)
 }
 
 /// `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: `, leaving the MSG.
@@ -174,7 +197,11 @@ fn parse_rfc3164_header(i: &[u8]) -> Res<'_, ()> {
     let day = alt((recognize((char(' '), digits(1))), digits(2), digits(1)));
     let time = recognize((digits(2), char(':'), digits(2), char(':'), digits(2)));
     let tag_name = take_while1(|b: u8| (33..=126).contains(&b) && !matches!(b, b':' | b'['));
-    let pid = delimited(char('['), take_while1(|b: u8| b != b']' && b != b' '), char(']'));
+    let pid = delimited(
+        char('['),
+        take_while1(|b: u8| b != b']' && b != b' '),
+        char(']'),
+    );
     let (i, _) = (
         parse_pri,
         month,
@@ -206,7 +233,10 @@ mod tests {
 
     #[test]
     fn rfc5424_with_escaped_structured_data() {
-        let frame = r#"<165>1 2025-12-04T10:40:00.003Z h app - ID47 [a@1 x="B\]C" n="s \"q\" C:\\t"][b@2 c="d"] HIT|1"#;
+        let frame = concat!(
+            r#"<165>1 2025-12-04T10:40:00.003Z h app - ID47 "#,
+            r#"[a@1 x="B\]C" n="s \"q\" C:\\t"][b@2 c="d"] HIT|1"#
+        );
         assert_eq!(body(frame), (Header::Rfc5424, &b"HIT|1"[..]));
     }
 
@@ -250,7 +280,12 @@ mod tests {
 
     #[test]
     fn broken_headers_are_rejected() {
-        for frame in ["<999>1 - - - - -", "<1>", "<12>hello there", "<1>1 2025-13 h a - -"] {
+        for frame in [
+            "<999>1 - - - - -",
+            "<1>",
+            "<12>hello there",
+            "<1>1 2025-13 h a - -",
+        ] {
             let err = split_frame(frame.as_bytes()).unwrap_err();
             assert_eq!(err.reason, Reason::BadSyslogHeader, "{frame}");
         }

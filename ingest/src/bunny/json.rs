@@ -15,8 +15,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::Deserialize as DeriveDeserialize;
+use serde::de::{Deserialize, Deserializer, Visitor};
 use serde_json::Number;
 
 use crate::record::{self, RawAccess};
@@ -89,9 +89,8 @@ impl<'de> Visitor<'de> for TextVisitor {
 
 /// Parses one JSON body.
 pub fn parse_json(body: &str) -> Result<RawAccess<'_>, Rejection> {
-    let access: JsonAccess<'_> = serde_json::from_str(body).map_err(|err| {
-        Rejection::new(Reason::MalformedJson).with_detail(err.to_string())
-    })?;
+    let access: JsonAccess<'_> = serde_json::from_str(body)
+        .map_err(|err| Rejection::new(Reason::MalformedJson).with_detail(err.to_string()))?;
 
     let host = required_text(access.host, "Host")?;
     let path_and_query = required_text(access.path_and_query, "PathAndQuery")?;
@@ -136,7 +135,10 @@ fn required_u64(value: Option<Number>, key: &'static str) -> Result<u64, Rejecti
     })
 }
 
-fn required_text<'a>(value: Option<Text<'a>>, key: &'static str) -> Result<Cow<'a, str>, Rejection> {
+fn required_text<'a>(
+    value: Option<Text<'a>>,
+    key: &'static str,
+) -> Result<Cow<'a, str>, Rejection> {
     match value {
         Some(Text(text)) if !text.is_empty() || key == "PathAndQuery" => Ok(text),
         _ => Err(Rejection::field(Reason::MissingField, key)),
@@ -172,11 +174,20 @@ mod tests {
     #[test]
     fn missing_and_bad_numbers_name_the_key() {
         let err = parse_json(&BODY.replace(r#""Status":200,"#, "")).unwrap_err();
-        assert_eq!((err.reason, err.field), (Reason::MissingField, Some("Status")));
+        assert_eq!(
+            (err.reason, err.field),
+            (Reason::MissingField, Some("Status"))
+        );
         let err = parse_json(&BODY.replace("412", "-1")).unwrap_err();
-        assert_eq!((err.reason, err.field), (Reason::BadNumber, Some("BytesSent")));
+        assert_eq!(
+            (err.reason, err.field),
+            (Reason::BadNumber, Some("BytesSent"))
+        );
         let err = parse_json(&BODY.replace("412", "18446744073709551616")).unwrap_err();
-        assert_eq!((err.reason, err.field), (Reason::BadNumber, Some("BytesSent")));
+        assert_eq!(
+            (err.reason, err.field),
+            (Reason::BadNumber, Some("BytesSent"))
+        );
         let err = parse_json(&BODY[..BODY.len() - 10]).unwrap_err();
         assert_eq!(err.reason, Reason::MalformedJson);
     }

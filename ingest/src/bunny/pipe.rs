@@ -35,7 +35,11 @@ const MAX_CACHE_STATUS_BYTES: usize = 16;
 /// Parses one pipe-format body.
 pub fn parse_pipe(body: &str) -> Result<RawAccess<'_>, Rejection> {
     let body = body.trim_end_matches([' ', '\t', '\r', '\n', '\0']);
-    let mut cut = Cursor { body, start: 0, end: body.len() };
+    let mut cut = Cursor {
+        body,
+        start: 0,
+        end: body.len(),
+    };
 
     let cache_status = cut.left()?;
     if !is_cache_status(cache_status) {
@@ -110,7 +114,11 @@ fn split_middle(middle: &str) -> Result<(&str, &str, &str), Rejection> {
     };
     for after in pipes {
         if is_edge_code(&bytes[before + 1..after]) {
-            return Ok((&middle[..before], &middle[before + 1..after], &middle[after + 1..]));
+            return Ok((
+                &middle[..before],
+                &middle[before + 1..after],
+                &middle[after + 1..],
+            ));
         }
         before = after;
     }
@@ -123,14 +131,18 @@ pub fn is_edge_code(field: &[u8]) -> bool {
     field == b"-"
         || (!field.is_empty()
             && field.len() <= MAX_EDGE_CODE_BYTES
-            && field.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+            && field
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
 }
 
 fn is_cache_status(field: &str) -> bool {
     field == "-"
         || (!field.is_empty()
             && field.len() <= MAX_CACHE_STATUS_BYTES
-            && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 /// `-` is the empty value.
@@ -157,12 +169,18 @@ mod tests {
     fn parses_every_field() {
         let r = parse_pipe(LINE).unwrap();
         assert_eq!(r.cache_status, "HIT");
-        assert_eq!((r.status, r.timestamp_ms, r.bytes_sent), (200, 1733318055123, 412));
+        assert_eq!(
+            (r.status, r.timestamp_ms, r.bytes_sent),
+            (200, 1733318055123, 412)
+        );
         assert_eq!(r.pull_zone_id, 390);
         assert_eq!(r.remote_ip, Some("203.0.113.0".parse().unwrap()));
         assert_eq!(r.referer, "");
         assert_eq!(r.url(), "https://blog.example.com/");
-        assert_eq!((&*r.edge_location, &*r.user_agent), ("FR", "Mozilla/5.0 (X11)"));
+        assert_eq!(
+            (&*r.edge_location, &*r.user_agent),
+            ("FR", "Mozilla/5.0 (X11)")
+        );
         assert_eq!((&*r.request_id, &*r.country), ("0f6b", "DE"));
     }
 
@@ -183,9 +201,17 @@ mod tests {
 
     #[test]
     fn foreign_text_is_not_an_access_log() {
-        for body in ["PDU_Event outlet group cycled", "", "a|b|c", "[WAN]IN=eth0 a|b|c|d|e|f|g|h|i|j|k"]
-        {
-            assert_eq!(parse_pipe(body).unwrap_err().reason, Reason::NotAccessLog, "{body}");
+        for body in [
+            "PDU_Event outlet group cycled",
+            "",
+            "a|b|c",
+            "[WAN]IN=eth0 a|b|c|d|e|f|g|h|i|j|k",
+        ] {
+            assert_eq!(
+                parse_pipe(body).unwrap_err().reason,
+                Reason::NotAccessLog,
+                "{body}"
+            );
         }
     }
 }
