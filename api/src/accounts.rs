@@ -1,17 +1,18 @@
 //! Sign-up, sign-in (password or deploy token) and `GET /v1/me`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use ecstatic_auth::{Claims, now_secs};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::app::{AppState, now_rfc3339};
 use crate::authz::{ApiClaims, Caller};
@@ -67,6 +68,7 @@ pub enum SignIn {
 pub async fn create_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|_| {
@@ -74,7 +76,7 @@ pub async fn create_session(
             "request body: expected `{\"email\", \"password\"}` or `{\"deploy_token\"}`".into(),
         )
     })?;
-    let address = peer.ip().to_string();
+    let address = client_address(&state, peer.ip(), &headers).to_string();
     let claims = match body.0 {
         SignIn::Password { email, password } => {
             password_session(&state, &address, &email, password).await?
@@ -87,6 +89,21 @@ pub async fn create_session(
     Ok(Json(
         json!({"access_token": state.signer.sign(&claims), "expires_in": ttl}),
     ))
+}
+
+/// The address failed sign-ins are counted against: the peer, or behind a
+/// proxy the last entry of `--client-ip-header`, which is the address that
+/// the proxy itself saw (earlier entries are whatever the client claimed).
+fn client_address(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let Some(name) = &state.settings.client_ip_header else {
+        return peer;
+    };
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 async fn password_session(
@@ -190,9 +207,18 @@ pub fn token_sha256(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Argon2 runs at a time. Each takes 19 MiB and a core for tens of
+/// milliseconds; without a bound, a flood of sign-ins would queue hundreds on
+/// the blocking pool and exhaust memory instead of waiting here.
+static HASHING: Semaphore = Semaphore::const_new(4);
+
 /// Argon2id with the crate's default cost (19 MiB, 2 passes), off the async
 /// threads.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || {
         let mut salt_bytes = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt_bytes);
@@ -208,6 +234,10 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash)
             .map_err(|e| ApiError::Internal(format!("stored password hash: {e}")))?;

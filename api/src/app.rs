@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct Settings {
     pub token_ttl_secs: u64,
+    /// Header naming the client address, set by a trusted reverse proxy.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 /// What every handler can reach; cheap to clone.

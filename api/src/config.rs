@@ -173,6 +173,13 @@ pub struct ServeArgs {
     )]
     pub login_max_failures_per_address: u32,
 
+    /// Header that carries the client address when a reverse proxy (Caddy,
+    /// an ingress) stands in front, e.g. `X-Forwarded-For`; its last entry is
+    /// used. Leave unset when clients connect directly: a client could
+    /// otherwise pick its own address and dodge the per-address limit.
+    #[arg(long, env = "ECSTATIC_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<axum::http::HeaderName>,
+
     /// Length of the sign-in failure window, in seconds.
     #[arg(long, env = "ECSTATIC_LOGIN_WINDOW_SECS", default_value_t = 900)]
     pub login_window_secs: u64,

@@ -112,6 +112,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         dummy_hash,
         settings: Arc::new(Settings {
             token_ttl_secs: args.token_ttl_secs,
+            client_ip_header: args.client_ip_header.clone(),
         }),
     };
     let app = app::router(state, prometheus::Registry::new())?;

@@ -202,6 +202,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panic_and_are_idempotent(raw in "\\PC{0,80}") {
+            for check in [email, branch, publish_dir, hostname, commit] {
+                if let Ok(clean) = check(&raw) {
+                    proptest::prop_assert_eq!(check(&clean), Ok(clean.clone()));
+                }
+            }
+            let _ = password(&raw);
+            let _ = label("name", &raw);
+        }
+
+        #[test]
+        fn accepts_generated_hostnames(
+            labels in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", 1..4),
+            tld in "[a-z]{2,6}",
+        ) {
+            let name = format!("{}.{tld}", labels.join("."));
+            proptest::prop_assert_eq!(hostname(&name.to_uppercase()), Ok(name));
+        }
+
+        #[test]
+        fn published_dirs_stay_inside(raw in "[a-z./]{0,30}") {
+            if let Ok(dir) = publish_dir(&raw) {
+                proptest::prop_assert!(!dir.starts_with('/'));
+                proptest::prop_assert!(dir.split('/').all(|p| p != ".." && p != "."));
+            }
+        }
+    }
+
     #[test]
     fn commits() {
         assert!(commit(&"a".repeat(40)).is_ok());

@@ -311,3 +311,49 @@ async fn failed_sign_ins_are_limited_per_address() {
     let token = json!({"deploy_token": "ecs_dt_guess"});
     assert_eq!(api.post("/v1/sessions", None, token).await.0, 429);
 }
+
+#[tokio::test]
+async fn behind_a_proxy_the_forwarded_address_is_limited() {
+    let args = [
+        "--login-max-failures-per-address",
+        "2",
+        "--client-ip-header",
+        "X-Forwarded-For",
+    ];
+    let api = Api::start_with(Backend::Sqlite, "limit_forwarded", &args, &[]).await;
+    api.sign_up("ann@example.com").await;
+    let wrong = |i: u32| json!({"email": format!("u{i}@example.com"), "password": "wrong pass"});
+    let right = json!({"email": "ann@example.com", "password": PASSWORD});
+
+    // The proxy appends the address it saw; what the client claimed comes first.
+    for i in 0..2 {
+        assert_eq!(
+            api.sign_in_from(wrong(i), &format!("10.0.0.{i}, 192.0.2.7"))
+                .await,
+            401
+        );
+    }
+    assert_eq!(
+        api.sign_in_from(right.clone(), "10.9.9.9, 192.0.2.7").await,
+        429
+    );
+    assert_eq!(
+        api.sign_in_from(right, "192.0.2.8").await,
+        200,
+        "other clients go on"
+    );
+}
+
+#[tokio::test]
+async fn without_a_proxy_forwarded_headers_are_ignored() {
+    let args = ["--login-max-failures-per-address", "2"];
+    let api = Api::start_with(Backend::Sqlite, "limit_unforwarded", &args, &[]).await;
+    let wrong = |i: u32| json!({"email": format!("u{i}@example.com"), "password": "wrong pass"});
+    for i in 0..2 {
+        assert_eq!(
+            api.sign_in_from(wrong(i), &format!("198.51.100.{i}")).await,
+            401
+        );
+    }
+    assert_eq!(api.sign_in_from(wrong(9), "198.51.100.99").await, 429);
+}

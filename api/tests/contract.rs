@@ -493,3 +493,12 @@ async fn refuses_to_start_without_a_jwt_secret() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn stops_cleanly_on_sigterm() {
+    let mut api = Api::start(Backend::Sqlite, "sigterm").await;
+    api.new_user("ann@example.com").await;
+    let status = api.terminate();
+    assert!(status.success(), "{status:?}; log:\n{}", api.log());
+    assert!(api.log().contains("SIGTERM"));
+}

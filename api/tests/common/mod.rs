@@ -203,6 +203,25 @@ impl Api {
         (status, value)
     }
 
+    /// Signs in claiming to come from `forwarded_for` (via `X-Forwarded-For`).
+    pub async fn sign_in_from(&self, body: Value, forwarded_for: &str) -> StatusCode {
+        let url = format!("{}/v1/sessions", self.base);
+        let request = self
+            .http
+            .post(url)
+            .header("x-forwarded-for", forwarded_for)
+            .json(&body);
+        request.send().await.unwrap().status()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(token), None).await
     }
