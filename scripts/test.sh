@@ -44,6 +44,9 @@ cleanup() {
 trap cleanup EXIT
 
 install_packages
+# query/tests/sql_current.py runs every query shape on a current ClickHouse.
+python3 -c 'import chdb' 2>/dev/null \
+  || { log "installing chdb-core"; python3 -m pip install -q chdb-core; }
 
 if ! scripts/clickhouse.sh status >/dev/null 2>&1; then
   scripts/clickhouse.sh start

@@ -49,6 +49,11 @@ struct Cli {
     /// Serve every site to anyone, without tokens. For development only.
     #[arg(long, env = "ECSTATIC_INSECURE_NO_AUTH")]
     insecure_no_auth: bool,
+
+    /// Print the schema DDL and every SQL shape this service sends, one
+    /// statement per line, and exit (for `query/tests/sql_current.py`).
+    #[arg(long, hide = true)]
+    print_sql_shapes: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +84,12 @@ enum StartError {
 #[tokio::main]
 async fn main() -> ExitCode {
     ecstatic_ops::init_tracing();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    if cli.print_sql_shapes {
+        print_sql_shapes(&cli.database);
+        return ExitCode::SUCCESS;
+    }
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %ErrorChain(&error), "ecstatic-query stopped");
@@ -141,6 +151,18 @@ fn settings(cli: &Cli) -> Result<Settings, StartError> {
         request_timeout: Duration::from_secs(cli.request_timeout_secs),
         max_range_days: cli.max_range_days,
     })
+}
+
+fn print_sql_shapes(database: &str) {
+    for migration in ecstatic_store::MIGRATIONS {
+        for statement in (migration.statements)() {
+            println!("{}", statement.replace("{db}", &format!("`{database}`")));
+        }
+    }
+    let table = format!("`{database}`.`{}`", ecstatic_store::ACCESS_TABLE);
+    for sql in ecstatic_query::sql::every_shape(&table) {
+        println!("{sql}");
+    }
 }
 
 /// Prints an error and its causes on one line.

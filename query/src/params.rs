@@ -135,23 +135,24 @@ impl Dimension {
         "cache_status",
         "edge_location",
     ];
+}
 
-    fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "path" => Self::Path,
-            "referrer_host" => Self::ReferrerHost,
-            "country" => Self::Country,
-            "browser" => Self::Browser,
-            "os" => Self::Os,
-            "device" => Self::Device,
-            "file_type" => Self::FileType,
-            "status" => Self::Status,
-            "status_class" => Self::StatusClass,
-            "cache_status" => Self::CacheStatus,
-            "edge_location" => Self::EdgeLocation,
-            _ => return None,
-        })
-    }
+/// The dimension named `text`, if it is one of [`Dimension::NAMES`].
+pub fn parse_dimension(text: &str) -> Option<Dimension> {
+    Some(match text {
+        "path" => Dimension::Path,
+        "referrer_host" => Dimension::ReferrerHost,
+        "country" => Dimension::Country,
+        "browser" => Dimension::Browser,
+        "os" => Dimension::Os,
+        "device" => Dimension::Device,
+        "file_type" => Dimension::FileType,
+        "status" => Dimension::Status,
+        "status_class" => Dimension::StatusClass,
+        "cache_status" => Dimension::CacheStatus,
+        "edge_location" => Dimension::EdgeLocation,
+        _ => return None,
+    })
 }
 
 /// The path filter: one exact path, or every path under a prefix.
@@ -270,7 +271,7 @@ impl Params {
     /// Reads `dimension` (required).
     pub fn dimension(&mut self) -> Result<Dimension, ApiError> {
         let text = self.required("dimension", &Dimension::NAMES)?;
-        Ok(Dimension::parse(&text).expect("checked by one_of"))
+        Ok(parse_dimension(&text).expect("checked by one_of"))
     }
 
     /// Reads a count between `0` (or `1` when `min_one`) and `max`.

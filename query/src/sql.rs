@@ -287,3 +287,86 @@ fn offset_expr(sql: &mut Sql, offsets: &Offsets) {
         .bind(Value::Int(before.into()))
         .push("))");
 }
+
+/// Every SQL shape this service sends, with example values inlined: each
+/// endpoint under each metric, dimension, interval, bots mode and filter
+/// kind, with and without offset changes in the range. `ecstatic-query
+/// --print-sql-shapes` prints them for `tests/sql_current.py`, which runs
+/// them on a current ClickHouse.
+pub fn every_shape(table: &str) -> Vec<String> {
+    use crate::buckets;
+    use crate::params::{Filters, Range};
+    use jiff::tz::TimeZone;
+
+    let year = |tz: &str| Range {
+        from: "2024-01-01T00:00:00Z".parse().expect("valid"),
+        to: "2024-12-31T00:00:00Z".parse().expect("valid"),
+        tz: TimeZone::get(tz).expect("bundled or system zone"),
+    };
+    let filter_sets = [
+        Filters {
+            bots: Bots::Exclude,
+            path: None,
+            country: None,
+            status_class: None,
+            file_type: None,
+        },
+        Filters {
+            bots: Bots::Include,
+            path: Some(PathFilter::Exact("/it's".into())),
+            country: Some("DE".into()),
+            status_class: Some("2xx".into()),
+            file_type: Some("page".into()),
+        },
+        Filters {
+            bots: Bots::Only,
+            path: Some(PathFilter::Prefix("/blog/".into())),
+            country: None,
+            status_class: None,
+            file_type: None,
+        },
+    ];
+    let intervals = [
+        Interval::Hour,
+        Interval::Day,
+        Interval::Week,
+        Interval::Month,
+    ];
+    let dimensions = Dimension::NAMES.map(|n| crate::params::parse_dimension(n).expect("listed"));
+
+    let mut out = Vec::new();
+    for filters in &filter_sets {
+        for tz in ["UTC", "Europe/Berlin"] {
+            let common = Common {
+                range: year(tz),
+                filters: filters.clone(),
+            };
+            out.push(summary(table, 1, &common));
+            let r = &common.range;
+            let offsets = buckets::offsets(&r.tz, r.from, r.to);
+            for metric in Metric::ALL {
+                for interval in intervals {
+                    out.push(timeseries(table, 1, &common, metric, interval, &offsets));
+                }
+            }
+        }
+        let common = Common {
+            range: year("UTC"),
+            filters: filters.clone(),
+        };
+        for metric in Metric::ALL {
+            for dimension in dimensions {
+                out.push(breakdown_rows(
+                    table,
+                    1,
+                    &common,
+                    dimension,
+                    metric,
+                    (10, 20),
+                ));
+                out.push(breakdown_total(table, 1, &common, dimension, metric));
+            }
+        }
+    }
+    out.iter().map(Sql::to_inline).collect()
+}
