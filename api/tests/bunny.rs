@@ -145,17 +145,34 @@ async fn provisions_configures_and_deletes_a_site() {
     assert_eq!(fake.steps(), ["remove_hostname"]);
     assert!(fake.hostnames(pull_id).is_empty());
 
+    // A delete that fails half-way keeps the site and can be retried.
     fake.clear_calls();
+    fake.fail("delete_storage_zone", 500);
+    let site_path = format!("/v1/sites/{id}");
     let (status, _) = api
-        .call(
-            Method::DELETE,
-            &format!("/v1/sites/{id}"),
-            Some(&token),
-            None,
-        )
+        .call(Method::DELETE, &site_path, Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(api.get(&site_path, &token).await.0, StatusCode::OK);
+    fake.heal();
+    let (status, _) = api
+        .call(Method::DELETE, &site_path, Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(fake.steps(), ["delete_pull_zone", "delete_storage_zone"]);
+    assert_eq!(
+        fake.steps(),
+        [
+            "delete_pull_zone",
+            "delete_storage_zone",
+            "delete_pull_zone",
+            "delete_storage_zone"
+        ]
+    );
+    assert_eq!(
+        fake.calls()[2].status,
+        404,
+        "the pull zone was already gone"
+    );
     let (zones, pulls) = fake.zone_ids();
     assert!(zones.is_empty() && pulls.is_empty());
 

@@ -159,7 +159,7 @@ impl BunnyCdn {
 
     async fn delete_storage_zone(&self, id: i64) -> Result<(), CdnError> {
         let request = self.request(Method::DELETE, &format!("/storagezone/{id}"));
-        self.send("delete storage zone", request).await.map(drop)
+        gone_is_fine(self.send("delete storage zone", request).await)
     }
 
     async fn provision(&self, number: u64) -> Result<Provisioned, CdnError> {
@@ -228,6 +228,15 @@ fn error_message(body: &str) -> String {
     }
 }
 
+/// Deletes succeed when the thing is already gone, so that a delete that
+/// failed half-way can simply be retried.
+fn gone_is_fine(result: Result<reqwest::Response, CdnError>) -> Result<(), CdnError> {
+    match result {
+        Ok(_) | Err(CdnError::Refused { status: 404, .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 fn zone_id(site: &SiteRef) -> i64 {
     site.storage_zone_id.unwrap_or_default()
 }
@@ -244,7 +253,7 @@ impl CdnProvider for BunnyCdn {
     fn delete_site<'a>(&'a self, site: &'a SiteRef) -> CdnFuture<'a, ()> {
         Box::pin(async move {
             let request = self.request(Method::DELETE, &format!("/pullzone/{}", site.id));
-            self.send("delete pull zone", request).await?;
+            gone_is_fine(self.send("delete pull zone", request).await)?;
             self.delete_storage_zone(zone_id(site)).await
         })
     }

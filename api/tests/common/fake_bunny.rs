@@ -79,6 +79,10 @@ impl FakeBunny {
             .route("/pullzone/{id}/setForceSSL", post(set_force_ssl))
             .route("/pullzone/{id}/purgeCache", post(purge))
             .fallback(unknown)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                record_status,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -191,6 +195,21 @@ fn refuse(
     s.fail
         .get(step)
         .map(|status| (*status, format!("Injected failure of {step}.")))
+}
+
+/// Stores the status finally answered on the call just recorded (handlers
+/// can still refuse after `admit`, say with 404 for a missing zone). The api
+/// makes one call at a time, so the last call is this request's.
+async fn record_status(
+    State(st): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(call) = st.lock().unwrap().calls.last_mut() {
+        call.status = response.status().as_u16();
+    }
+    response
 }
 
 fn error(status: u16, key: &str, message: &str) -> Response {
