@@ -285,17 +285,24 @@ async fn two_concurrent_pushes_end_in_one_consistent_deploy() {
     b.write("index.html", "from b");
     let (commit_a, commit_b) = (a.commit("a"), b.commit("b"));
 
+    // Both may read the empty repository before either lands; git's own
+    // compare-and-swap then refuses the second with a message. Either way
+    // the pushes run one after the other and the site matches the tip.
     let (run_a, run_b) = tokio::join!(a.push(&remote, "+main"), b.push(&remote, "+main"));
-    assert!(run_a.ok, "{}", run_a.stderr);
-    assert!(run_b.ok, "{}", run_b.stderr);
-    let waited = [&run_a, &run_b]
+    let runs = [&run_a, &run_b];
+    let landed = runs.iter().filter(|r| r.ok).count();
+    assert!(landed >= 1, "{}\n{}", run_a.stderr, run_b.stderr);
+    for run in runs.iter().filter(|r| !r.ok) {
+        assert!(run.stderr.contains("[remote rejected]"), "{}", run.stderr);
+    }
+    let waited = runs
         .iter()
-        .filter(|r| r.stderr.contains("waited"))
+        .filter(|r| r.stderr.contains("remote: ecstatic: waited"))
         .count();
     assert!(waited <= 1, "both pushes waited for each other");
 
     let deploys = stack.deploys(&token, site).await;
-    assert_eq!(deploys.len(), 2);
+    assert_eq!(deploys.len(), landed, "{deploys:?}");
     assert!(
         deploys.iter().all(|d| d["outcome"] == "success"),
         "{deploys:?}"
@@ -307,18 +314,15 @@ async fn two_concurrent_pushes_end_in_one_consistent_deploy() {
         .args(["rev-parse", "refs/heads/main"])
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&tip.stdout).trim(),
-        last,
-        "the last deploy is not the tip"
-    );
+    let tip = String::from_utf8_lossy(&tip.stdout).trim().to_owned();
+    assert_eq!(tip, last, "the last deploy is not the tip");
 
+    assert!(last == commit_a || last == commit_b);
     let (winner, prefix) = if last == commit_a {
         ("from a", "a/")
     } else {
         ("from b", "b/")
     };
-    assert!(last == commit_a || last == commit_b);
     let published = files_under(&stack.site_dir(site));
     assert_eq!(published.len(), 201, "files of both pushes are mixed");
     assert_eq!(published["index.html"], winner.as_bytes());
@@ -328,5 +332,7 @@ async fn two_concurrent_pushes_end_in_one_consistent_deploy() {
             .filter(|k| *k != "index.html")
             .all(|k| k.starts_with(prefix))
     );
-    assert_eq!(deploys[0]["files_deleted"], 200);
+    if landed == 2 {
+        assert_eq!(deploys[0]["files_deleted"], 200);
+    }
 }
