@@ -1,5 +1,8 @@
 //! The one place where things that go wrong become HTTP answers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -52,10 +55,19 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "error": self.to_string() });
         match &self {
             Self::BadParameter { name, .. } => body["parameter"] = json!(name),
-            // Server faults: logged once here with the cause, answered
-            // generically (the cause may name tables or hosts).
-            Self::ClickHouse(error) => tracing::error!(%error, "query failed"),
-            Self::Timeout(_) => tracing::warn!("request timed out"),
+            // Server faults: logged here with the cause, at most once a
+            // second, and answered generically (the cause may name tables or
+            // hosts).
+            Self::ClickHouse(error) => {
+                if let Some(held_back) = FAULT_LOGS.admit() {
+                    tracing::error!(%error, held_back, "query failed");
+                }
+            }
+            Self::Timeout(secs) => {
+                if let Some(held_back) = FAULT_LOGS.admit() {
+                    tracing::warn!(timeout_secs = secs, held_back, "request timed out");
+                }
+            }
             _ => tracing::debug!(error = %self, "request refused"),
         }
         let mut response = (status, Json(body)).into_response();
@@ -66,5 +78,64 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// Server faults repeat per request while ClickHouse is down or slow: one
+/// line a second is enough to see it, and callers must not be able to flood
+/// the logs.
+static FAULT_LOGS: LogLimiter = LogLimiter::new();
+
+/// Lets one log line per wall-clock second through and counts the rest.
+struct LogLimiter {
+    /// The second (since the Unix epoch) whose line has been let through.
+    second: AtomicU64,
+    /// Lines held back since the last one let through.
+    held_back: AtomicU64,
+}
+
+impl LogLimiter {
+    const fn new() -> Self {
+        Self {
+            second: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back before this one)` when this line may be logged.
+    fn admit(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.second.load(Ordering::Relaxed);
+        let won = last != now
+            && self
+                .second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if won {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lets_one_line_a_second_through_and_counts_the_rest() {
+        let limiter = LogLimiter::new();
+        assert_eq!(limiter.admit(), Some(0));
+        // Within the same second (retry if the clock ticked in between).
+        let held: Vec<Option<u64>> = (0..3).map(|_| limiter.admit()).collect();
+        let admitted = held.iter().filter(|h| h.is_some()).count();
+        assert!(admitted <= 1, "{held:?}");
+        limiter.second.store(0, Ordering::Relaxed);
+        let next = limiter.admit().expect("a new second admits a line");
+        assert_eq!(next + admitted as u64, 3);
     }
 }
