@@ -239,6 +239,8 @@ mod tests {
         std::fs::write(dir.path().join("README"), "not published").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", public.join("passwd")).unwrap();
         std::os::unix::fs::symlink("/etc", public.join("etc")).unwrap();
+        std::fs::create_dir(public.join(".git")).unwrap();
+        std::fs::write(public.join(".git/config"), "[core]").unwrap();
         dir
     }
 
@@ -248,7 +250,7 @@ mod tests {
         let walk = walk(dir.path(), "public", &ROOMY).unwrap();
         let keys: Vec<_> = walk.files.iter().map(|f| f.key.as_str()).collect();
         assert_eq!(keys, ["css/site.css", "index.html"]);
-        assert_eq!(walk.skipped, ["etc", "passwd"]);
+        assert_eq!(walk.skipped, [".git", "etc", "passwd"]);
         // sha256("h1{}")
         assert_eq!(walk.files[0].sha256, hex::encode(Sha256::digest(b"h1{}")));
     }

@@ -116,6 +116,32 @@ async fn first_push_publishes_and_the_next_syncs_only_the_changes() {
         std::fs::read(clone.join("public/new/page.html")).unwrap(),
         b"new"
     );
+
+    // git gzips large fetch requests; the body is decoded on the way in.
+    let request = format!("0032want {second}\n00000009done\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, request.as_bytes()).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/{site}.git/git-upload-pack", stack.git_url))
+        .basic_auth(EMAIL, Some(PASSWORD))
+        .header("content-type", "application/x-git-upload-pack-request")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-git-upload-pack-result"
+    );
+    let body = response.bytes().await.unwrap();
+    assert!(
+        body.starts_with(b"0008NAK\n"),
+        "{:?}",
+        &body[..body.len().min(40)]
+    );
+    assert_eq!(&body[8..12], b"PACK");
 }
 
 #[tokio::test]
