@@ -77,14 +77,24 @@ pub async fn create_session(
         )
     })?;
     let address = client_address(&state, peer.ip(), &headers).to_string();
-    let claims = match body.0 {
-        SignIn::Password { email, password } => {
-            password_session(&state, &address, &email, password).await?
-        }
-        SignIn::DeployToken { deploy_token } => {
-            token_session(&state, &address, &deploy_token).await?
-        }
+    let (credential, result) = match body.0 {
+        SignIn::Password { email, password } => (
+            "password",
+            password_session(&state, &address, &email, password).await,
+        ),
+        SignIn::DeployToken { deploy_token } => (
+            "deploy_token",
+            token_session(&state, &address, &deploy_token).await,
+        ),
     };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(ApiError::InvalidCredentials) => "invalid",
+        Err(ApiError::TooManyAttempts(_)) => "limited",
+        Err(_) => "error",
+    };
+    state.metrics.sign_in(credential, outcome);
+    let claims = result?;
     let ttl = state.settings.token_ttl_secs;
     Ok(Json(
         json!({"access_token": state.signer.sign(&claims), "expires_in": ttl}),

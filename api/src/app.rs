@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use ecstatic_auth::JwtKey;
 use ecstatic_ops::{HttpMetrics, ReadyCheck, probe_routes};
+use prometheus::{IntCounterVec, Opts, Registry};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -22,6 +23,34 @@ use crate::{accounts, hostnames, openapi, sites};
 /// Longest a request may take; CDN calls time out after 30 s each, and
 /// adding a hostname makes up to five of them.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Counters of what the api decides, next to the HTTP ones.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    sign_ins: IntCounterVec,
+}
+
+impl ApiMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let sign_ins = IntCounterVec::new(
+            Opts::new(
+                "api_sign_ins_total",
+                "Sign-in attempts by credential and outcome",
+            ),
+            &["credential", "outcome"],
+        )?;
+        registry.register(Box::new(sign_ins.clone()))?;
+        Ok(Self { sign_ins })
+    }
+
+    /// `credential`: `password` or `deploy_token`; `outcome`: `ok`,
+    /// `invalid`, `limited` or `error` (a fault on our side).
+    pub fn sign_in(&self, credential: &str, outcome: &str) {
+        self.sign_ins
+            .with_label_values(&[credential, outcome])
+            .inc();
+    }
+}
 
 /// Settings handlers read.
 #[derive(Debug)]
@@ -43,6 +72,7 @@ pub struct AppState {
     /// unknown so that both cases cost the same.
     pub dummy_hash: String,
     pub settings: Arc<Settings>,
+    pub metrics: ApiMetrics,
 }
 
 /// Now, as RFC 3339 in UTC.

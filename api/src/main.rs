@@ -21,11 +21,12 @@ use std::time::Duration;
 use clap::Parser;
 use ecstatic_auth::{JWT_SECRET_ENV, JwtKey};
 
-use crate::app::{AppState, Settings};
+use crate::app::{ApiMetrics, AppState, Settings};
 use crate::authz::Signer;
 use crate::cdn::CdnProvider;
 use crate::cdn::bunny::{ApiKey, BunnyCdn, BunnySettings};
 use crate::cdn::local::LocalCdn;
+use crate::cdn::metered::MeteredCdn;
 use crate::config::{AccountsCommand, CdnKind, Cli, Command, ServeArgs};
 use crate::ratelimit::LoginLimiter;
 use crate::store::Store;
@@ -99,6 +100,8 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         .map_err(|e| StartError::Serve(std::io::Error::other(e.to_string())))?;
 
     let args = &cli.serve;
+    let registry = prometheus::Registry::new();
+    let cdn = Arc::new(MeteredCdn::new(cdn, &registry)?);
     let state = AppState {
         store,
         cdn,
@@ -114,8 +117,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             token_ttl_secs: args.token_ttl_secs,
             client_ip_header: args.client_ip_header.clone(),
         }),
+        metrics: ApiMetrics::new(&registry)?,
     };
-    let app = app::router(state, prometheus::Registry::new())?;
+    let app = app::router(state, registry)?;
     app::serve(args.listen, app)
         .await
         .map_err(StartError::Serve)

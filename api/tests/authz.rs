@@ -290,6 +290,15 @@ async fn failed_sign_ins_are_limited_per_account() {
     // Other accounts are unaffected.
     api.sign_up("bob@example.com").await;
     api.sign_in("bob@example.com").await;
+
+    let (_, metrics) = api.raw_get("/metrics").await;
+    for line in [
+        r#"api_sign_ins_total{credential="password",outcome="invalid"} 6"#,
+        r#"api_sign_ins_total{credential="password",outcome="limited"} 2"#,
+        r#"api_sign_ins_total{credential="password",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test]

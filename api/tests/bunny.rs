@@ -250,6 +250,21 @@ async fn hostname_failures_roll_back_the_earlier_steps() {
     // After the failures, the same hostname goes through cleanly.
     let (status, _) = add_hostname(&api, &token, id, "www.example.com").await;
     assert_eq!(status, StatusCode::CREATED);
+
+    let (_, metrics) = api.raw_get("/metrics").await;
+    for (operation, outcome, n) in [
+        ("add_hostname", "failed", 1),
+        ("add_hostname", "ok", 3),
+        ("load_certificate", "failed", 1),
+        ("force_ssl_on", "failed", 1),
+        ("remove_hostname", "ok", 2),
+        ("create_site", "ok", 1),
+    ] {
+        let line = format!(
+            "api_cdn_operations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 pub mod bunny;
 pub mod local;
+pub mod metered;
 
 /// A provider call in flight. Boxed so that the trait stays object-safe and
 /// the server holds one `Arc<dyn CdnProvider>` whatever the flag says.
