@@ -349,3 +349,53 @@ async fn wait(mut child: Child, command: &'static str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Relays `bytes`, delivered through a pipe of `capacity` bytes so that
+    /// reads end at every possible place, and returns what was sent and
+    /// whether a flush was held back.
+    async fn relay_through(bytes: &[u8], capacity: usize) -> (Vec<Bytes>, bool) {
+        let (mut writer, mut reader) = tokio::io::duplex(capacity);
+        let data = bytes.to_vec();
+        tokio::spawn(async move { writer.write_all(&data).await.unwrap() });
+        let (tx, mut rx) = mpsc::channel(1024);
+        let held = relay_packets(&mut reader, &tx).await;
+        drop(tx);
+        let mut sent = Vec::new();
+        while let Some(item) = rx.recv().await {
+            sent.push(item);
+        }
+        (sent, held)
+    }
+
+    #[tokio::test]
+    async fn relays_whole_packets_and_holds_the_final_flush() {
+        let packets = [
+            pkt::progress("resolving deltas"),
+            pkt::encode(b"\x010030unpack ok\n"),
+        ];
+        let mut stream: Vec<u8> = packets.concat();
+        stream.extend_from_slice(pkt::FLUSH);
+        for capacity in 1..=stream.len() {
+            let (sent, held) = relay_through(&stream, capacity).await;
+            assert!(held, "capacity {capacity}");
+            assert_eq!(sent, packets, "capacity {capacity}");
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_output_that_is_not_pkt_lines_through() {
+        let (sent, held) = relay_through(b"fatal: not a pkt-line\n", 7).await;
+        assert!(!held);
+        assert_eq!(sent.concat(), b"fatal: not a pkt-line\n");
+
+        // Output cut short (the child died) is passed on and holds nothing.
+        let (sent, held) = relay_through(b"0010\x02progr", 3).await;
+        assert!(!held);
+        assert_eq!(sent.concat(), b"0010\x02progr");
+    }
+}

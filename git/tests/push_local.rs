@@ -15,6 +15,19 @@ fn count(deploy: &serde_json::Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("`{field}` missing in {deploy}"))
 }
 
+/// `len` bytes that do not compress (xorshift).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn files(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Vec<u8>> {
     pairs
         .iter()
@@ -291,6 +304,22 @@ async fn pushes_over_the_limits_are_refused_with_a_message() {
     tree.commit("within limits");
     let run = tree.push(&remote, "main").await;
     assert!(run.ok, "{}", run.stderr);
+    assert_eq!(files_under(&stack.site_dir(site)).len(), 2);
+
+    // A pack over `--max-push-bytes` is cut off by git itself while it is
+    // received: 3000 bytes that do not compress, in three small files.
+    let noisy = WorkTree::new();
+    for n in 0..3u64 {
+        noisy.write(&format!("part{n}.bin"), noise(1000, n));
+    }
+    noisy.commit("a pack too big");
+    let run = noisy.push(&remote, "+main").await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("pack exceeds maximum allowed size"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(files_under(&stack.site_dir(site)).len(), 2);
 }
 
