@@ -502,3 +502,45 @@ async fn stops_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}; log:\n{}", api.log());
     assert!(api.log().contains("SIGTERM"));
 }
+
+#[tokio::test]
+async fn set_readonly_names_an_unknown_account() {
+    let api = Api::start(Backend::Sqlite, "admin_unknown").await;
+    let out = api.admin(&["accounts", "set-readonly", "nobody@example.com"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no account has the email `nobody@example.com`"),
+        "{stderr}"
+    );
+
+    api.sign_up("ann@example.com").await;
+    let out = api.admin(&["accounts", "set-readonly", "ann@example.com"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ann@example.com is now read-only\n"
+    );
+    let token = api.sign_in("ann@example.com").await;
+    assert_eq!(
+        api.post("/v1/sites", Some(&token), json!({"nickname": "x"}))
+            .await
+            .0,
+        403
+    );
+    let out = api.admin(&["accounts", "set-readonly", "--off", "ann@example.com"]);
+    assert!(out.status.success());
+    // Tokens issued while read-only stay read-only; a new session may write.
+    assert_eq!(
+        api.post("/v1/sites", Some(&token), json!({"nickname": "x"}))
+            .await
+            .0,
+        403
+    );
+    let token = api.sign_in("ann@example.com").await;
+    assert_eq!(
+        api.post("/v1/sites", Some(&token), json!({"nickname": "x"}))
+            .await
+            .0,
+        201
+    );
+}
