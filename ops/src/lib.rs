@@ -26,6 +26,7 @@ pub fn init_tracing() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true);
     let json = std::env::var("ECSTATIC_LOG_FORMAT").is_ok_and(|v| v == "json");
     // `try_init`: tests start several services in one process.

@@ -105,8 +105,7 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
     let tasks = TaskTracker::new();
     let http = start_http(&args, &metrics, &sink, &cancel).await?;
     if let Some(addr) = args.tcp.0 {
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = listen_tcp(addr)
             .with_context(|| format!("listening for syslog on TCP {addr} (`--tcp`)"))?;
         tracing::info!(%addr, "listening for syslog over TCP");
         tasks.spawn(accept_tcp(
@@ -149,6 +148,23 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
         "stopped"
     );
     Ok(())
+}
+
+/// Pending connections the kernel may queue before `accept` takes them. A
+/// CDN reconnecting all its edges at once opens hundreds at the same moment;
+/// an overflowing queue silently drops their handshakes (Linux caps this at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_tcp(
