@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -87,7 +88,9 @@ impl IntoResponse for AppError {
         };
         let message = chain(&self);
         if status.is_server_error() {
-            tracing::error!(%status, error = message, "request failed");
+            if let Some(held_back) = REQUEST_ERRORS.admit() {
+                tracing::error!(%status, error = message, held_back, "request failed");
+            }
         } else {
             tracing::debug!(%status, error = message, "request refused");
         }
@@ -99,6 +102,43 @@ impl IntoResponse for AppError {
             );
         }
         response
+    }
+}
+
+/// Error logs of failed requests: a broken `api` fails every request, and
+/// each would log.
+static REQUEST_ERRORS: LogLimiter = LogLimiter::new();
+
+/// Admits one log line per second; the next admitted line carries how many
+/// were held back meanwhile.
+struct LogLimiter {
+    /// Second (since the Unix epoch) of the last admitted line.
+    last_sec: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl LogLimiter {
+    const fn new() -> Self {
+        Self {
+            last_sec: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when this line may go out.
+    fn admit(&self) -> Option<u64> {
+        let now = ecstatic_auth::now_secs();
+        let last = self.last_sec.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_sec
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held_back.swap(0, Ordering::Relaxed));
+        }
+        self.held_back.fetch_add(1, Ordering::Relaxed);
+        None
     }
 }
 
@@ -479,6 +519,17 @@ fn git_response(content_type: &'static str, body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_limiter_admits_one_line_a_second_and_counts_the_rest() {
+        let limiter = LogLimiter::new();
+        assert_eq!(limiter.admit(), Some(0));
+        assert_eq!(limiter.admit(), None);
+        assert_eq!(limiter.admit(), None);
+        // As if a second went by.
+        limiter.last_sec.fetch_sub(1, Ordering::Relaxed);
+        assert_eq!(limiter.admit(), Some(2));
+    }
 
     #[test]
     fn reads_site_ids_from_paths() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::{PASSWORD, Stack, StackOptions, WorkTree, files_under};
+use common::{PASSWORD, Stack, StackOptions, WorkTree, files_under, metric};
 
 const EMAIL: &str = "owner@example.com";
 
@@ -155,6 +155,18 @@ async fn first_push_publishes_and_the_next_syncs_only_the_changes() {
         &body[..body.len().min(40)]
     );
     assert_eq!(&body[8..12], b"PACK");
+
+    // One sign-in per credentials, however many requests: the test's own,
+    // the email's (its clone and fetch reuse it) and the deploy token's.
+    let sessions = r#"http_requests_total{method="POST",route="/v1/sessions",status="200"}"#;
+    assert_eq!(metric(&stack.api_url, sessions).await, 3.0);
+    let git = &stack.git_url;
+    assert_eq!(
+        metric(git, r#"git_deploys_total{outcome="success"}"#).await,
+        2.0
+    );
+    assert_eq!(metric(git, "git_files_uploaded_total").await, 5.0);
+    assert_eq!(metric(git, "git_files_deleted_total").await, 1.0);
 }
 
 #[tokio::test]
@@ -198,6 +210,8 @@ async fn a_wrong_password_gets_401_and_writes_nothing() {
         .await;
     assert!(!run.ok);
 
+    let refused = r#"git_requests_refused_total{reason="invalid"}"#;
+    assert!(metric(&stack.git_url, refused).await >= 3.0);
     assert!(!stack.repo_dir(site).exists(), "a repository was created");
     assert!(files_under(&stack.site_dir(site)).is_empty());
     assert!(stack.deploys(&token, site).await.is_empty());

@@ -274,6 +274,20 @@ impl Stack {
     }
 }
 
+/// The value of one series in the Prometheus text at `{base}/metrics`, 0 when
+/// it is absent.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Percent-encodes a URL userinfo part.
 fn encode(s: &str) -> String {
     s.bytes()
