@@ -11,12 +11,14 @@ use crate::bots::BotMatcher;
 /// Classification looks at this many leading bytes of an agent at most, cut
 /// back to a UTF-8 character boundary.
 ///
-/// Real agents are short (the longest of the 165,000 browser agents in the
-/// crawlerdetect corpus is well under this); the tokens that name the browser,
-/// the OS and the device come first; and longer agents are mostly junk or
-/// attacks (repeated toolbar tokens, pasted copies, random padding). The cap
-/// bounds the work per agent whatever the rule set does, and it is also the
-/// longest cache key.
+/// Real agents are short: of the 205,537 browser agents of the oracle
+/// corpora (`testdata/ua`) the median is about 130 bytes, the 99.9th
+/// percentile 277 and only one exceeds 512. The tokens that name the
+/// browser, the OS and the device come first, and longer agents are mostly
+/// junk or attacks (repeated toolbar tokens, pasted copies, random padding).
+/// The cap bounds the work per agent whatever the rule set does, and it is
+/// also the longest cache key. The rules see the cut prefix as the whole agent, so a
+/// pattern anchored at the end (`$`) tests the end of the prefix.
 pub const MAX_UA_BYTES: usize = 512;
 
 /// The uap-core rules, converted to JSON by `scripts/vendor-ua.py`.

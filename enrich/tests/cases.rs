@@ -186,3 +186,23 @@ fn devices_beyond_phones_and_tablets() {
         (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
     assert_class(mac, Some("Safari"), "Mac OS X", Device::Desktop);
 }
+
+#[test]
+fn classifier_is_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<UaClassifier>();
+    let classifier = UaClassifier::new(4);
+    let agents = [CHROME_WINDOWS, SAFARI_IPHONE, FIREFOX_LINUX, "curl/8.5.0"];
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for agent in agents.iter().cycle().take(200) {
+                    assert_eq!(
+                        *classifier.classify(agent),
+                        classifier.classify_uncached(agent)
+                    );
+                }
+            });
+        }
+    });
+}
