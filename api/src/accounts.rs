@@ -33,11 +33,17 @@ pub struct SignUp {
 /// already registered, so that sign-up cannot be used to probe addresses.
 pub async fn create_account(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<SignUp>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let email = validate::email(&body.email).map_err(ApiError::BadRequest)?;
     validate::password(&body.password).map_err(ApiError::BadRequest)?;
+    let address = client_address(&state, peer.ip(), &headers).to_string();
+    if let Some(secs) = state.signup_limiter.count_address(&address) {
+        return Err(ApiError::TooManySignUps(secs));
+    }
 
     let hash = hash_password(body.password).await?;
     match state

@@ -68,6 +68,8 @@ pub struct AppState {
     pub jwt: JwtKey,
     pub signer: Signer,
     pub limiter: Arc<LoginLimiter>,
+    /// Sign-ups per address (its per-account limit is unused).
+    pub signup_limiter: Arc<LoginLimiter>,
     /// An Argon2 hash of a random password, checked when an email is
     /// unknown so that both cases cost the same.
     pub dummy_hash: String,

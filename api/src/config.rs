@@ -173,6 +173,11 @@ pub struct ServeArgs {
     )]
     pub login_max_failures_per_address: u32,
 
+    /// Sign-ups accepted per client address within `--login-window-secs`;
+    /// each costs an Argon2 hash and a row, so a flood is refused with 429.
+    #[arg(long, env = "ECSTATIC_SIGNUPS_PER_ADDRESS", default_value_t = 30)]
+    pub signups_per_address: u32,
+
     /// Header that carries the client address when a reverse proxy (Caddy,
     /// an ingress) stands in front, e.g. `X-Forwarded-For`; its last entry is
     /// used. Leave unset when clients connect directly: a client could

@@ -32,6 +32,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many failed sign-ins: try again in {0} seconds")]
     TooManyAttempts(u64),
+    #[error("too many sign-ups from this address: try again in {0} seconds")]
+    TooManySignUps(u64),
     #[error("CDN: {0}")]
     Cdn(#[from] CdnError),
     /// A multi-step CDN change failed; the body says what state remains.
@@ -51,7 +53,7 @@ impl ApiError {
             Self::NotYourSite | Self::ReadOnly | Self::DeployTokenScope => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts(_) | Self::TooManySignUps(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Cdn(_) | Self::CdnPartial { .. } => StatusCode::BAD_GATEWAY,
             Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,7 +89,7 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::TooManyAttempts(secs) = self {
+        if let Self::TooManyAttempts(secs) | Self::TooManySignUps(secs) = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -112,6 +112,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             args.login_max_failures_per_address,
             Duration::from_secs(args.login_window_secs),
         )),
+        signup_limiter: Arc::new(LoginLimiter::new(
+            u32::MAX,
+            args.signups_per_address,
+            Duration::from_secs(args.login_window_secs),
+        )),
         dummy_hash,
         settings: Arc::new(Settings {
             token_ttl_secs: args.token_ttl_secs,

@@ -62,6 +62,16 @@ impl LoginLimiter {
         }
     }
 
+    /// For limits on addresses alone (sign-ups): counts one event against
+    /// `address` and says how long to wait when it is over the limit.
+    pub fn count_address(&self, address: &str) -> Option<u64> {
+        let blocked = self.blocked("", address);
+        if blocked.is_none() {
+            self.failed("", address);
+        }
+        blocked
+    }
+
     /// Forgets the account's failures after a successful sign-in.
     pub fn succeeded(&self, account: &str) {
         self.failures

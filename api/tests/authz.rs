@@ -366,3 +366,15 @@ async fn without_a_proxy_forwarded_headers_are_ignored() {
     }
     assert_eq!(api.sign_in_from(wrong(9), "198.51.100.99").await, 429);
 }
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let args = ["--signups-per-address", "2"];
+    let api = Api::start_with(Backend::Sqlite, "limit_signups", &args, &[]).await;
+    api.sign_up("a@example.com").await;
+    api.sign_up("b@example.com").await;
+    let body = json!({"email": "c@example.com", "password": PASSWORD});
+    let (status, answer) = api.post("/v1/accounts", None, body).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("sign-ups"));
+}
