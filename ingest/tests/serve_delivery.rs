@@ -52,6 +52,7 @@ fn inputs() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(testdata().join("cases"))
         .expect("testdata/cases is missing")
         .map(|e| e.unwrap().path().join("input"))
+        .filter(|input| input.exists())
         .collect();
     cases.sort();
     files.extend(cases);
@@ -98,8 +99,10 @@ fn expected_rows() -> Vec<Row> {
             .arg(&file)
             .output()
             .unwrap();
+        // Exit 1 means "some frames were rejected", which several cases expect.
+        let code = output.status.code();
         assert!(
-            output.status.success(),
+            matches!(code, Some(0 | 1)),
             "parse failed on {}",
             file.display()
         );
