@@ -89,6 +89,18 @@ def vendor_uap_tests():
         rows = [{"ua": c["user_agent_string"], **{k: c.get(k) for k in fields}} for c in cases]
         base = os.path.basename(name).replace(".yaml", ".jsonl.gz")
         write_gz(os.path.join(TEST, "uap-core", base), jsonl(rows))
+    # The extra suites that upstream runs too, in one file with their name.
+    rows = []
+    for name in ["firefox", "opera_mini", "podcasting", "pgts_browser_list"]:
+        suffix = "_browser_list" if name == "pgts_browser_list" else "_user_agent_strings"
+        stem = name if name == "pgts_browser_list" else name + suffix
+        cases = load_yaml("uap-core/test_resources/" + stem + ".yaml")["test_cases"]
+        rows += [{"suite": name, "ua": c["user_agent_string"], "family": c["family"]} for c in cases]
+    cases = load_yaml("uap-core/test_resources/additional_os_tests.yaml")["test_cases"]
+    rows_os = [{"suite": "additional_os", "ua": c["user_agent_string"], "family": c["family"]}
+               for c in cases]
+    write_gz(os.path.join(TEST, "uap-core", "test_resources_ua.jsonl.gz"), jsonl(rows))
+    write_gz(os.path.join(TEST, "uap-core", "test_resources_os.jsonl.gz"), jsonl(rows_os))
     copy("uap-core/LICENSE", os.path.join(TEST, "uap-core", "LICENSE"))
 
 

@@ -41,6 +41,7 @@
 //! | --- | --- |
 //! | uap-core `test_ua.yaml`, browser family (1,425 cases) | 100 % agree |
 //! | uap-core `test_os.yaml`, OS family (456 cases) | 100 % agree |
+//! | uap-core `test_resources` suites, browser family (13,090 cases) | 100 % agree |
 //! | crawler corpora flagged as bots (9,506 agents) | 99.01 % |
 //! | browser corpora wrongly flagged (205,537 agents) | 0.32 % |
 //! | Intoli `deviceCategory` (10,000 agents) | 100 % agree |

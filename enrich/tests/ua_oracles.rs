@@ -281,3 +281,16 @@ fn device_agrees_with_intoli_device_category() {
         "device agreement {agreement:.2} % is below 95 %"
     );
 }
+
+/// The extra suites upstream runs too (firefox, opera_mini, podcasting and
+/// the 12,500 agents of pgts_browser_list, plus additional_os_tests).
+#[test]
+fn families_agree_with_uap_core_extra_suites() {
+    let browser = uap_agreement("uap-core/test_resources_ua.jsonl.gz", |c| &c.browser);
+    let os = uap_agreement("uap-core/test_resources_os.jsonl.gz", |c| &c.os);
+    assert!(
+        browser >= 95.0,
+        "browser agreement {browser:.2} % is below 95 %"
+    );
+    assert!(os >= 95.0, "OS agreement {os:.2} % is below 95 %");
+}
