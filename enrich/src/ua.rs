@@ -155,7 +155,7 @@ impl UaClassifier {
 
         let browser = self.rules.browser.extract(agent).map(|v| v.family);
         let os = self.rules.os.extract(agent).map(|v| v.os);
-        let os = os.as_deref().unwrap_or(UNKNOWN);
+        let os = os.as_deref().map_or(UNKNOWN, family_name);
         let is_bot = self.rules.bots.is_bot(agent);
         let device = if is_bot {
             Device::Bot
