@@ -8,7 +8,7 @@ use common::{Api, Backend};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn start(test: &str, format: &str) -> (FakeBunny, Api) {
+async fn start(backend: Backend, test: &str, format: &str) -> (FakeBunny, Api) {
     let fake = FakeBunny::start().await;
     let key_file = std::env::temp_dir().join(format!("ecstatic-api-{test}.key"));
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
@@ -30,7 +30,7 @@ async fn start(test: &str, format: &str) -> (FakeBunny, Api) {
         "--log-forward-format",
         format,
     ];
-    let api = Api::start_with(Backend::Sqlite, test, &args, &[]).await;
+    let api = Api::start_with(backend, test, &args, &[]).await;
     (fake, api)
 }
 
@@ -43,9 +43,8 @@ async fn add_hostname(api: &Api, token: &str, site: i64, host: &str) -> (StatusC
     .await
 }
 
-#[tokio::test]
-async fn provisions_configures_and_deletes_a_site() {
-    let (fake, api) = start("bunny_lifecycle", "json").await;
+async fn provisions_configures_and_deletes_a_site(backend: Backend, test: &str) {
+    let (fake, api) = start(backend, test, "json").await;
     let token = api.new_user("ann@example.com").await;
     let site = api.create_site(&token, "Blog").await;
 
@@ -184,9 +183,8 @@ async fn provisions_configures_and_deletes_a_site() {
 }
 
 /// Each failing step, the calls that must follow it, and what is undone.
-#[tokio::test]
-async fn hostname_failures_roll_back_the_earlier_steps() {
-    let (fake, api) = start("bunny_rollback", "pipe").await;
+async fn hostname_failures_roll_back_the_earlier_steps(backend: Backend, test: &str) {
+    let (fake, api) = start(backend, test, "pipe").await;
     let token = api.new_user("ann@example.com").await;
     let id = api.create_site(&token, "Blog").await["id"]
         .as_i64()
@@ -267,9 +265,8 @@ async fn hostname_failures_roll_back_the_earlier_steps() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_rollback_says_what_remains() {
-    let (fake, api) = start("bunny_partial", "pipe").await;
+async fn a_failed_rollback_says_what_remains(backend: Backend, test: &str) {
+    let (fake, api) = start(backend, test, "pipe").await;
     let token = api.new_user("ann@example.com").await;
     let id = api.create_site(&token, "Blog").await["id"]
         .as_i64()
@@ -321,9 +318,8 @@ async fn a_failed_rollback_says_what_remains() {
     assert!(fake.hostnames(id as u64).is_empty());
 }
 
-#[tokio::test]
-async fn a_failed_pull_zone_removes_the_storage_zone() {
-    let (fake, api) = start("bunny_create_rollback", "pipe").await;
+async fn a_failed_pull_zone_removes_the_storage_zone(backend: Backend, test: &str) {
+    let (fake, api) = start(backend, test, "pipe").await;
     let token = api.new_user("ann@example.com").await;
 
     fake.fail("create_pull_zone", 400);
@@ -412,3 +408,17 @@ async fn bunny_needs_a_key_and_a_log_host() {
     let stderr = run(&[], &[("ECSTATIC_BUNNY_API_KEY", "k")]);
     assert!(stderr.contains("`--log-forward-host`"), "{stderr}");
 }
+
+on_both_backends!(
+    provisions_configures_and_deletes,
+    provisions_configures_and_deletes_a_site
+);
+on_both_backends!(
+    hostname_rollbacks,
+    hostname_failures_roll_back_the_earlier_steps
+);
+on_both_backends!(failed_rollbacks, a_failed_rollback_says_what_remains);
+on_both_backends!(
+    create_rollbacks,
+    a_failed_pull_zone_removes_the_storage_zone
+);
