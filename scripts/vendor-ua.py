@@ -92,10 +92,11 @@ def vendor_uap_tests():
     # The extra suites that upstream runs too, in one file with their name.
     rows = []
     for name in ["firefox", "opera_mini", "podcasting", "pgts_browser_list"]:
-        suffix = "_browser_list" if name == "pgts_browser_list" else "_user_agent_strings"
-        stem = name if name == "pgts_browser_list" else name + suffix
+        stem = name if name == "pgts_browser_list" else name + "_user_agent_strings"
         cases = load_yaml("uap-core/test_resources/" + stem + ".yaml")["test_cases"]
-        rows += [{"suite": name, "ua": c["user_agent_string"], "family": c["family"]} for c in cases]
+        rows += [
+            {"suite": name, "ua": c["user_agent_string"], "family": c["family"]} for c in cases
+        ]
     cases = load_yaml("uap-core/test_resources/additional_os_tests.yaml")["test_cases"]
     rows_os = [{"suite": "additional_os", "ua": c["user_agent_string"], "family": c["family"]}
                for c in cases]
