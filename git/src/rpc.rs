@@ -372,6 +372,21 @@ mod tests {
         (sent, held)
     }
 
+    /// Two first pushes to one site used to run `git init` in the same
+    /// temporary directory, and one of them failed with a 500.
+    #[tokio::test]
+    async fn racing_first_pushes_each_get_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repos/1000.git");
+        let inits = (0..6).map(|_| ensure_repo(&repo, "main"));
+        for result in futures_util::future::join_all(inits).await {
+            result.unwrap();
+        }
+        assert!(repo.join("HEAD").is_file());
+        let leftovers = std::fs::read_dir(dir.path().join("repos")).unwrap().count();
+        assert_eq!(leftovers, 1, "temporary init directories were left behind");
+    }
+
     #[tokio::test]
     async fn relays_whole_packets_and_holds_the_final_flush() {
         let packets = [

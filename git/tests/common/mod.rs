@@ -111,13 +111,13 @@ pub struct StackOptions {
 
 /// `api` and `git` running on one data directory.
 pub struct Stack {
-    pub dir: tempfile::TempDir,
+    // Fields drop in order: the services stop before their directory goes.
+    git: Service,
+    api: Service,
     pub api_url: String,
     pub git_url: String,
     http: reqwest::Client,
-    // Dropped last: the services stop before the directory goes.
-    git: Service,
-    api: Service,
+    pub dir: tempfile::TempDir,
 }
 
 impl Stack {
