@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Receive the log stream and store it (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Parse a log stream (file or stdin) and print the records as JSON lines.
     Parse(ParseArgs),
 }
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Parse(args)) => return inspect::run(args),
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         None => cli.serve,
     };
     ecstatic_ops::init_tracing();

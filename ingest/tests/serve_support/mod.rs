@@ -179,10 +179,11 @@ impl Ingest {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://{}/healthz", self.http);
         loop {
-            if let Ok(response) = reqwest::get(&url).await {
-                if response.status().is_success() && TcpStream::connect(self.syslog).await.is_ok() {
-                    return;
-                }
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().is_success()
+                && TcpStream::connect(self.syslog).await.is_ok()
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
