@@ -153,6 +153,8 @@ struct AppState {
     /// One lock per site, held for a whole push and its publish.
     site_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     refusals: IntCounterVec,
+    /// Read-held by every push task, so that shutdown can wait for them.
+    pushes: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl AppState {
@@ -220,6 +222,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         })
     });
     let http = ecstatic_ops::HttpMetrics::new(&registry).map_err(StartError::Metrics)?;
+    let pushes = state.pushes.clone();
     let app = router(state)
         .merge(ecstatic_ops::probe_routes(registry, ready))
         .layer(axum::middleware::from_fn_with_state(
@@ -239,7 +242,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     axum::serve(listener, app)
         .with_graceful_shutdown(ecstatic_ops::shutdown_signal())
         .await
-        .map_err(StartError::Serve)
+        .map_err(StartError::Serve)?;
+
+    // A publish goes on after its pusher hung up; let it finish.
+    if pushes.try_write().is_err() {
+        tracing::info!("waiting for publishes in progress");
+    }
+    let _all_done = pushes.write().await;
+    Ok(())
 }
 
 fn build_state(config: &Config, key: JwtKey, registry: &Registry) -> Result<AppState, StartError> {
@@ -284,6 +294,7 @@ fn build_state(config: &Config, key: JwtKey, registry: &Registry) -> Result<AppS
         limits: config.limits,
         site_locks: Mutex::new(HashMap::new()),
         refusals,
+        pushes: Arc::default(),
     })
 }
 
@@ -402,7 +413,11 @@ async fn receive_pack(
         head,
         guard,
     };
-    tokio::spawn(push.run(child, tx, waited));
+    let in_flight = state.pushes.clone().read_owned().await;
+    tokio::spawn(async move {
+        push.run(child, tx, waited).await;
+        drop(in_flight);
+    });
 
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
         .map(Ok::<_, std::convert::Infallible>);

@@ -405,3 +405,25 @@ async fn two_concurrent_pushes_end_in_one_consistent_deploy() {
         assert_eq!(deploys[0]["files_deleted"], 200);
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly() {
+    let mut stack = Stack::start().await;
+    let token = stack.sign_up(EMAIL).await;
+    let site = stack.create_site(&token, "").await;
+    let tree = WorkTree::new();
+    tree.write("index.html", "hi");
+    tree.commit("one");
+    assert!(
+        tree.push(&stack.remote(EMAIL, PASSWORD, site), "main")
+            .await
+            .ok
+    );
+
+    assert!(stack.stop_git().await, "{}", stack.git_log());
+    assert!(
+        stack.git_log().contains("shutting down"),
+        "{}",
+        stack.git_log()
+    );
+}

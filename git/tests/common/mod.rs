@@ -148,7 +148,7 @@ impl Stack {
             .arg(&api_url);
         command
             .args(&options.git_args)
-            .env("ECSTATIC_LOG", "ecstatic_git=debug");
+            .env("ECSTATIC_LOG", "info,ecstatic_git=debug");
         let mut git = Service::start("ecstatic-git", command, dir.path());
         git.wait_ready(&git_url).await;
 
@@ -164,6 +164,22 @@ impl Stack {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Sends SIGTERM to `ecstatic-git` and waits (60 s at most) for it to
+    /// exit; returns whether it exited successfully.
+    pub async fn stop_git(&mut self) -> bool {
+        let pid = self.git.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "`kill -TERM {pid}` failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.git.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "ecstatic-git ignored SIGTERM");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     pub fn git_log(&self) -> String {
