@@ -97,7 +97,10 @@ impl JwtKey {
 
 /// Seconds since the Unix epoch, now.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Takes the token out of an `Authorization: Bearer …` header value.
@@ -114,7 +117,12 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn claims(exp: u64) -> Claims {
-        Claims { sub: "7".into(), exp, sites: vec![390, 391], readonly: false }
+        Claims {
+            sub: "7".into(),
+            exp,
+            sites: vec![390, 391],
+            readonly: false,
+        }
     }
 
     #[test]
@@ -128,15 +136,26 @@ mod tests {
     #[test]
     fn refuses_expired_foreign_and_unsigned_tokens() {
         let key = JwtKey::new(SECRET).unwrap();
-        assert_eq!(key.verify(&key.sign(&claims(now_secs() - 1))), Err(AuthError::Expired));
+        assert_eq!(
+            key.verify(&key.sign(&claims(now_secs() - 1))),
+            Err(AuthError::Expired)
+        );
 
         let other = JwtKey::new(b"another key, also 32 bytes long!").unwrap();
-        assert_eq!(key.verify(&other.sign(&claims(now_secs() + 60))), Err(AuthError::Invalid));
+        assert_eq!(
+            key.verify(&other.sign(&claims(now_secs() + 60))),
+            Err(AuthError::Invalid)
+        );
 
         // alg: none, with the same claims and an empty signature.
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-        let body = b64(serde_json::to_string(&claims(now_secs() + 60)).unwrap().as_bytes());
-        assert_eq!(key.verify(&format!("{header}.{body}.")), Err(AuthError::Invalid));
+        let body = b64(serde_json::to_string(&claims(now_secs() + 60))
+            .unwrap()
+            .as_bytes());
+        assert_eq!(
+            key.verify(&format!("{header}.{body}.")),
+            Err(AuthError::Invalid)
+        );
     }
 
     #[test]

@@ -7,13 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// Sets up `tracing` for a service: one line per event, level from
 /// `ECSTATIC_LOG` (or `RUST_LOG`), `info` by default; JSON lines when
@@ -30,7 +32,11 @@ pub fn init_tracing() {
         .with_target(true);
     let json = std::env::var("ECSTATIC_LOG_FORMAT").is_ok_and(|v| v == "json");
     // `try_init`: tests start several services in one process.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.
@@ -72,7 +78,11 @@ async fn metrics(State(state): State<ProbeState>) -> Response {
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], body).into_response(),
+        Ok(()) => (
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        )
+            .into_response(),
         Err(error) => {
             tracing::error!(%error, "encoding metrics failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -83,7 +93,10 @@ async fn metrics(State(state): State<ProbeState>) -> Response {
 async fn readyz(State(state): State<ProbeState>) -> Response {
     match (state.ready)().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
             .into_response(),
     }
 }
@@ -104,7 +117,9 @@ impl HttpMetrics {
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "Time to answer a request")
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ]),
             &["route", "method"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -124,7 +139,10 @@ impl HttpMetrics {
         let started = Instant::now();
         let response = next.run(request).await;
         let status = response.status().as_u16().to_string();
-        metrics.requests.with_label_values(&[&route, &method, &status]).inc();
+        metrics
+            .requests
+            .with_label_values(&[&route, &method, &status])
+            .inc();
         metrics
             .latency
             .with_label_values(&[&route, &method])
@@ -144,9 +162,9 @@ mod tests {
         let registry = Registry::new();
         let http = HttpMetrics::new(&registry).unwrap();
         let ready: ReadyCheck = Arc::new(|| Box::pin(async { Err("database down".to_owned()) }));
-        let app: Router = Router::new()
-            .merge(probe_routes(registry, ready))
-            .layer(axum::middleware::from_fn_with_state(http, HttpMetrics::track));
+        let app: Router = Router::new().merge(probe_routes(registry, ready)).layer(
+            axum::middleware::from_fn_with_state(http, HttpMetrics::track),
+        );
 
         let get = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
         let health = app.clone().oneshot(get("/healthz")).await.unwrap();
@@ -155,8 +173,12 @@ mod tests {
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 
         let metrics = app.oneshot(get("/metrics")).await.unwrap();
-        let body = axum::body::to_bytes(metrics.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(metrics.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(text.contains(r#"http_requests_total{method="GET",route="/readyz",status="503"} 1"#));
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/readyz",status="503"} 1"#)
+        );
     }
 }
