@@ -480,11 +480,20 @@ impl Push {
                 commit: &commit,
             };
             self.state.publisher.publish(job, &progress).await;
+        } else if succeeded && !self.touches_site_branch() {
+            let branch = &self.site.branch;
+            let line = format!("ecstatic: nothing published: the site publishes `{branch}`");
+            progress.say(&line).await;
         }
         if held_flush {
             let _ = tx.send(Bytes::from_static(pkt::FLUSH)).await;
         }
         drop(self.guard);
+    }
+
+    fn touches_site_branch(&self) -> bool {
+        let target = format!("refs/heads/{}", self.site.branch);
+        self.head.updates.iter().any(|u| u.name == target)
     }
 
     /// The commit to publish: the new tip of the site's branch, when this

@@ -119,6 +119,24 @@ async fn first_push_publishes_and_the_next_syncs_only_the_changes() {
         ("<h1>about us</h1>".len() + 3) as u64
     );
 
+    // Other branches are kept but not published.
+    tree.write("public/index.html", "<h1>draft</h1>");
+    tree.commit("draft");
+    let run = tree
+        .push(
+            &stack.remote(EMAIL, PASSWORD, site),
+            "HEAD:refs/heads/draft",
+        )
+        .await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("nothing published: the site publishes `main`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stack.deploys(&token, site).await.len(), 2);
+
     // The repository serves fetches too.
     let clone = tree.path().join("clone");
     let run = tree
