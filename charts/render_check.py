@@ -7,8 +7,10 @@ else if, with, define, include, variables, and the functions in FUNCS),
 renders the chart for several sets of values, parses every document as YAML
 and checks it structurally (selectors match pod labels, probes and Services
 name ports that exist, mounts name volumes that exist, env values are
-strings, no secret material outside the Secret). It is not helm: where the
-two differ, helm is right. With helm installed, also run
+strings, no secret material outside the Secret) and, when the
+`kubernetes-validate` package is installed, strictly against Kubernetes'
+schemas (unknown fields and wrong types fail). It is not helm: where the two
+differ, helm is right. With helm installed, also run
 `helm lint charts/ecstatic` and `helm template charts/ecstatic`.
 
 Usage: python3 charts/render_check.py [--print NAME]  (NAME: a case below)
@@ -510,6 +512,25 @@ def render_case(over):
     return out, docs
 
 
+def schema_problems(docs, version):
+    """Strict validation against Kubernetes' OpenAPI schemas, where the
+    `kubernetes-validate` package is installed; None when it is not."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        return None
+    problems = []
+    for d in docs:
+        try:
+            kubernetes_validate.validate(d, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{d['kind']}/{d['metadata']['name']}: {e.message} at {e.path}")
+    return problems
+
+
+SCHEMA_VERSIONS = ("1.30.0", "1.34.0")
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--print":
         out, _ = render_case(CASES[sys.argv[2]])
@@ -522,6 +543,13 @@ def main():
     for name, over in CASES.items():
         _, docs = render_case(over)
         problems = check(docs)
+        for version in SCHEMA_VERSIONS:
+            schema = schema_problems(docs, version)
+            if schema is None:
+                if name == "default":
+                    print("kubernetes-validate is not installed: no schema check")
+                break
+            problems += [f"schema {version}: {p}" for p in schema]
         kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
         print(f"{name}: {len(docs)} objects, {len(problems)} problems")
         for p in problems:
