@@ -13,6 +13,13 @@ use serde::Deserialize;
 use crate::api::StorageTarget;
 use crate::tree::PublishFile;
 
+/// Tries per upload or delete: bunny's storage answers the odd 5xx under
+/// load, and one failed file fails the whole publish.
+const PUT_ATTEMPTS: u32 = 3;
+
+/// Pause before the first retry; doubled before the second.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 /// Prefix of the local provider's files being written; never listed.
 const TEMP_PREFIX: &str = ".ecstatic-tmp-";
 
@@ -42,6 +49,20 @@ pub enum StorageError {
     },
     #[error("bunny storage endpoint `{0}` is not a URL")]
     BadEndpoint(String),
+}
+
+impl StorageError {
+    /// Whether trying again may help: the network, or the storage's own
+    /// trouble (5xx, 429), but not a refusal of what was sent.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Http { .. } => true,
+            Self::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::BadKey(_) | Self::Io { .. } | Self::BadEndpoint(_) => false,
+        }
+    }
 }
 
 /// A site's published files: listed with their hashes, written and deleted
@@ -277,8 +298,39 @@ impl SiteStorage for BunnyStorage {
     }
 
     async fn put(&self, file: &PublishFile) -> Result<(), StorageError> {
-        let key = file.key.clone();
         let url = self.url(&key_segments(&file.key)?);
+        let mut attempt = 1;
+        loop {
+            match self.put_once(file, url.clone()).await {
+                Err(error) if attempt < PUT_ATTEMPTS && error.is_transient() => {
+                    tracing::debug!(key = file.key, attempt, %error, "retrying an upload");
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let mut attempt = 1;
+        loop {
+            match self.delete_once(key).await {
+                Err(error) if attempt < PUT_ATTEMPTS && error.is_transient() => {
+                    tracing::debug!(key, attempt, %error, "retrying a delete");
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+/// One call at a time; the trait's methods retry them.
+impl BunnyStorage {
+    async fn put_once(&self, file: &PublishFile, url: Url) -> Result<(), StorageError> {
+        let key = file.key.clone();
         let source =
             tokio::fs::File::open(&file.path)
                 .await
@@ -312,7 +364,7 @@ impl SiteStorage for BunnyStorage {
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn delete_once(&self, key: &str) -> Result<(), StorageError> {
         let url = self.url(&key_segments(key)?);
         let response = self
             .http

@@ -164,7 +164,12 @@ async fn a_failed_upload_deletes_nothing_and_says_so() {
         "{}",
         run.stderr
     );
-    assert!(fake.take_calls().iter().all(|c| !c.starts_with("DELETE")));
+    let calls = fake.take_calls();
+    assert!(calls.iter().all(|c| !c.starts_with("DELETE")), "{calls:?}");
+    let tries = calls
+        .iter()
+        .filter(|c| c.starts_with("PUT") && c.ends_with("/new.txt"));
+    assert_eq!(tries.count(), 3, "a failing upload is tried three times");
     assert_eq!(fake.files()["keep.txt"], b"keep");
     assert_eq!(fake.purges(), 1, "a failed publish purged the cache");
     let deploys = stack.deploys(&token, site).await;
@@ -176,11 +181,19 @@ async fn a_failed_upload_deletes_nothing_and_says_so() {
     );
 
     // Once storage works again, the next push publishes the whole commit.
+    // A storage that fails once is tried again.
     fake.heal();
+    fake.fail_put_times("later.txt", 1);
     tree.write("later.txt", "later");
     tree.commit("third");
     let run = tree.push(&remote, "main").await;
     assert!(run.ok, "{}", run.stderr);
+    let puts = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.ends_with("/later.txt"))
+        .count();
+    assert_eq!(puts, 2);
     let keys: Vec<String> = fake.files().into_keys().collect();
     assert_eq!(keys, ["index.html", "later.txt", "new.txt"]);
     assert_eq!(stack.deploys(&token, site).await[0]["outcome"], "success");

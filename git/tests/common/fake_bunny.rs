@@ -33,8 +33,8 @@ struct Fake {
     calls: Vec<String>,
     problems: Vec<String>,
     purges: u64,
-    /// Paths under the zone whose uploads answer 500.
-    failing: Vec<String>,
+    /// Paths under the zone whose next uploads answer 500, and how many.
+    failing: HashMap<String, u32>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -79,9 +79,18 @@ impl FakeBunny {
         self.state.lock().unwrap().problems.clone()
     }
 
-    /// Makes uploads of `key` fail with 500, as a flaky storage would.
+    /// Makes every upload of `key` fail with 500, as a broken storage would.
     pub fn fail_put(&self, key: &str) {
-        self.state.lock().unwrap().failing.push(key.to_owned());
+        self.fail_put_times(key, u32::MAX);
+    }
+
+    /// Makes the next `times` uploads of `key` fail with 500.
+    pub fn fail_put_times(&self, key: &str, times: u32) {
+        self.state
+            .lock()
+            .unwrap()
+            .failing
+            .insert(key.to_owned(), times);
     }
 
     pub fn heal(&self) {
@@ -260,11 +269,9 @@ fn put(st: &Shared, full: String, headers: &HeaderMap, body: Bytes) -> Response 
         return refuse(st, StatusCode::BAD_REQUEST, problem);
     }
     let mut fake = st.lock().unwrap();
-    if fake
-        .failing
-        .iter()
-        .any(|k| full.split_once('/').is_some_and(|(_, key)| key == k))
-    {
+    let key = full.split_once('/').map_or("", |(_, key)| key).to_owned();
+    if let Some(left) = fake.failing.get_mut(&key).filter(|left| **left > 0) {
+        *left -= 1;
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
     }
     fake.files.insert(full, body.to_vec());
