@@ -489,7 +489,10 @@ CASES = {
         "caddy": {"enabled": False},
     },
     "existing-secret": {"secrets": {"existingSecret": "mine"}},
-    "cluster-ip": {"caddy": {"serviceType": "ClusterIP"}, "ingest": {"syslog": {"type": "ClusterIP"}}},
+    "cluster-ip": {
+        "caddy": {"serviceType": "ClusterIP"},
+        "ingest": {"syslog": {"type": "ClusterIP"}},
+    },
 }
 
 MUST_FAIL = {

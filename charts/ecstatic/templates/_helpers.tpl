@@ -17,7 +17,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.clickhouse.enabled -}}
 {{- printf "http://%s-clickhouse:8123" .Release.Name -}}
 {{- else -}}
-{{- required "clickhouse.externalUrl is required when clickhouse.enabled is false" .Values.clickhouse.externalUrl -}}
+{{- $msg := "clickhouse.externalUrl is required when clickhouse.enabled is false" -}}
+{{- required $msg .Values.clickhouse.externalUrl -}}
 {{- end -}}
 {{- end }}
 
