@@ -210,6 +210,9 @@ pub fn receive_pack(
         .arg(format!("receive.maxInputSize={}", limits.max_push_bytes))
         .arg("-c")
         .arg(format!("core.hooksPath={}", settings.hooks_dir.display()))
+        // Refuses objects git itself considers malformed, among them trees
+        // with `..` or `.git` entries, before they are stored.
+        .args(["-c", "receive.fsckObjects=true"])
         .args([command, "--stateless-rpc"])
         .arg(repo)
         .env(crate::hook::BRANCH_ENV, settings.branch)

@@ -445,3 +445,26 @@ async fn sigterm_stops_the_service_cleanly() {
         stack.git_log()
     );
 }
+
+#[tokio::test]
+async fn trees_with_dot_git_or_dot_dot_entries_are_refused() {
+    let stack = Stack::start().await;
+    let token = stack.sign_up(EMAIL).await;
+    let site = stack.create_site(&token, "").await;
+    let remote = stack.remote(EMAIL, PASSWORD, site);
+
+    // Porcelain refuses to make such trees; plumbing does not.
+    let tree = WorkTree::new();
+    let blob = tree.plumbing(&["hash-object", "-w", "--stdin"], "[core]\n");
+    for (name, finding) in [(".git", "hasDotgit"), ("..", "hasDotdot")] {
+        let bad_tree = tree.plumbing(&["mktree"], &format!("100644 blob {blob}\t{name}\n"));
+        let commit = tree.plumbing(&["commit-tree", "-m", "evil", &bad_tree], "");
+        tree.plumbing(&["update-ref", "refs/heads/main", &commit], "");
+
+        let run = tree.push(&remote, "+main").await;
+        assert!(!run.ok, "a tree with a `{name}` entry was accepted");
+        assert!(run.stderr.contains(finding), "{}", run.stderr);
+    }
+    assert!(files_under(&stack.site_dir(site)).is_empty());
+    assert!(stack.deploys(&token, site).await.is_empty());
+}

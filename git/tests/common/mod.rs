@@ -425,6 +425,27 @@ impl WorkTree {
         out
     }
 
+    /// Runs a plumbing command with `input` on stdin; returns its stdout,
+    /// trimmed.
+    pub fn plumbing(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// `git push <remote> <refspec>` with the real client.
     pub async fn push(&self, remote: &str, refspec: &str) -> GitRun {
         let mut command = tokio::process::Command::from(self.command(&["push", remote, refspec]));
