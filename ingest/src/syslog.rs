@@ -18,7 +18,7 @@
 //! The parsers are nom `complete` parsers over a whole frame.
 
 use nom::branch::alt;
-use nom::bytes::complete::{is_not, tag, take, take_while_m_n, take_while1};
+use nom::bytes::complete::{tag, take, take_while_m_n, take_while1};
 use nom::character::complete::{char, digit1, one_of};
 use nom::combinator::{opt, recognize};
 use nom::multi::{many0_count, many1_count};
@@ -171,8 +171,9 @@ fn parse_sd_name(i: &[u8]) -> Res<'_, &[u8]> {
 /// PARAM-VALUE up to the closing quote; a backslash escapes the next byte
 /// (`\"`, `\\`, `\]`; RFC 5424 keeps other escapes as written).
 fn parse_sd_value(i: &[u8]) -> Res<'_, &[u8]> {
+    let plain = take_while1(|b: u8| b != b'\\' && b != b'"');
     recognize(many0_count(alt((
-        is_not("\\\""),
+        plain,
         preceded(char('\\'), take(1usize)),
     ))))
     .parse(i)

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use common::{decode_reads, reference_frames};
 use ecstatic_ingest::record::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use ecstatic_ingest::syslog::{Header, split_frame};
 use ecstatic_ingest::{BodyFormat, Frame, RawAccess, parse_message};
 use proptest::prelude::*;
 use serde_json::json;
@@ -55,6 +56,25 @@ proptest! {
         let mut frame = b"<134>1 - h a - - - \xEF\xBB\xBF".to_vec();
         frame.extend_from_slice(&input);
         let _ = parse_message(&frame, format);
+    }
+
+    #[test]
+    fn structured_data_with_any_escaped_values_is_skipped_exactly(
+        values in prop::collection::vec("[ -~]{0,12}", 0..4),
+        elements in 1usize..3,
+        body in "[A-Z]{1,5}\\|[ -~]{0,20}",
+    ) {
+        let params: String = values
+            .iter()
+            .enumerate()
+            .map(|(n, v)| format!(" p{n}=\"{}\"", escape_sd(v)))
+            .collect();
+        let sd = format!("[id@32473{params}]").repeat(elements);
+        let frame = format!("<165>1 2025-12-04T10:40:00.1Z host app 12 ID47 {sd} {body}");
+        let (header, got) = split_frame(frame.as_bytes())
+            .map_err(|err| TestCaseError::fail(format!("{err}: {frame}")))?;
+        prop_assert_eq!(header, Header::Rfc5424);
+        prop_assert_eq!(got, body.as_bytes());
     }
 
     #[test]
@@ -134,6 +154,14 @@ fn raw_access() -> impl Strategy<Value = RawAccess<'static>> {
                 country: Cow::Owned(country),
             }
         })
+}
+
+/// RFC 5424 PARAM-VALUE escaping: `\\`, `\"` and `\]`.
+fn escape_sd(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace(']', "\\]")
 }
 
 fn dash(text: &str) -> &str {
