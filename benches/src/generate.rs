@@ -100,6 +100,9 @@ pub struct Generator {
     id_high: u64,
     path: String,
     referer: String,
+    /// Visitors met so far, by number: deriving one costs a seeded RNG and a
+    /// weighted draw, far more than the lookup.
+    visitors: Vec<Option<Client>>,
 }
 
 impl Generator {
@@ -128,6 +131,7 @@ impl Generator {
             id_high: mix64(config.seed),
             path: String::with_capacity(128),
             referer: String::with_capacity(128),
+            visitors: vec![None; config.visitors as usize],
             config,
         }
     }
@@ -163,7 +167,9 @@ impl Generator {
             }
         } else {
             let visitor = rng.random_range(0..self.config.visitors);
-            visitor_client(self.agents, visitor, self.config.ipv6_share)
+            let (agents, ipv6_share) = (self.agents, self.config.ipv6_share);
+            *self.visitors[visitor as usize]
+                .get_or_insert_with(|| visitor_client(agents, visitor, ipv6_share))
         };
 
         // Crawlers walk the whole catalogue; people follow popularity.
@@ -260,6 +266,7 @@ pub fn stream(
     (out, generator.count())
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Client {
     pub(crate) ip: IpAddr,
     pub(crate) user_agent: &'static str,
