@@ -363,6 +363,7 @@ pub fn read_log(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const GOOD: &str = concat!(
         r#"10.12.45.0 - - [17/May/2015:10:05:03 +0000] "#,
@@ -499,6 +500,67 @@ mod tests {
         let first = rewriter.rewrite(GOOD).unwrap().pull_zone_id;
         let other_time = GOOD.replace("10:05:03", "11:00:00");
         assert_eq!(rewriter.rewrite(&other_time).unwrap().pull_zone_id, first);
+    }
+
+    /// Writes a combined-format line the way Apache's `mod_log_config` does:
+    /// `"` and `\` inside quoted fields escaped with a backslash.
+    fn render_combined(line: &CombinedLine<'_>, time: &str) -> String {
+        let quote = |text: &str| {
+            let text = if text.is_empty() {
+                "-".to_owned()
+            } else {
+                text.to_owned()
+            };
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        };
+        format!(
+            "{} - - [{time}] \"{} {} {}\" {} {} {} {}",
+            line.client,
+            line.method,
+            line.target,
+            line.protocol,
+            line.status,
+            line.bytes,
+            quote(&line.referer),
+            quote(&line.user_agent),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(line in ".*") {
+            let _ = parse_combined(&line);
+            let _ = Rewriter::new(3, 1000, 0).rewrite(&line);
+        }
+
+        #[test]
+        fn rendered_lines_parse_back(
+            client in "[0-9]{1,3}(\\.[0-9]{1,3}){3}",
+            method in "[A-Z]{3,7}",
+            // The request keeps its escapes (see `quoted_raw`): no `"` or `\`.
+            target in "/[!#-\\[\\]-~]{0,40}( [!#-\\[\\]-~]{1,10})?",
+            status in 100u16..1000,
+            bytes in any::<u64>(),
+            referer in "[^-\\p{Cc}][^\\p{Cc}]{0,60}|",
+            user_agent in "[^-\\p{Cc}][^\\p{Cc}]{0,80}|",
+            seconds in 0i64..4_000_000_000,
+        ) {
+            let time = jiff::Timestamp::from_second(seconds).unwrap();
+            let time_text = time.strftime("%d/%b/%Y:%H:%M:%S +0000").to_string();
+            let line = CombinedLine {
+                client: &client,
+                timestamp_ms: seconds * 1000,
+                method: &method,
+                target: &target,
+                protocol: "HTTP/1.1",
+                status,
+                bytes,
+                referer: Cow::Borrowed(&referer),
+                user_agent: Cow::Borrowed(&user_agent),
+            };
+            let text = render_combined(&line, &time_text);
+            prop_assert_eq!(parse_combined(&text), Ok(line));
+        }
     }
 
     #[test]
