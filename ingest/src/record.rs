@@ -6,7 +6,7 @@
 //! values are the empty string.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::reject::{Reason, Rejection};
 
@@ -188,15 +188,67 @@ pub(crate) fn parse_ip(text: &str) -> Result<Option<IpAddr>, Rejection> {
     if text.is_empty() || text == "-" {
         return Ok(None);
     }
+    if let Some(ip) = parse_ipv4_fast(text.as_bytes()) {
+        return Ok(Some(IpAddr::V4(ip)));
+    }
     text.parse().map(Some).map_err(|_| {
         let shown: String = text.chars().take(48).collect();
         Rejection::field(Reason::BadAddress, "remote_ip").with_detail(format!("`{shown}`"))
     })
 }
 
+/// A dotted-quad IPv4 address, by hand: std's parser is generic over both
+/// families and was about 6 % of pipe parsing. Same rules as std (no leading
+/// zeros, four parts of at most 255); `None` sends the text on to std.
+fn parse_ipv4_fast(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut value: u16 = 0;
+        for &b in part {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + u16::from(digit);
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_std() {
+        for text in [
+            "203.0.113.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.a",
+            "",
+            "::ffff:1.2.3.4",
+            "1234.1.1.1",
+        ] {
+            let fast = parse_ipv4_fast(text.as_bytes());
+            let std = text.parse::<Ipv4Addr>().ok();
+            assert!(fast.is_none() || fast == std, "{text}: {fast:?} vs {std:?}");
+            assert_eq!(fast.is_some(), std.is_some(), "{text}");
+        }
+    }
 
     #[test]
     fn numbers_reject_sign_overflow_and_junk() {
