@@ -442,3 +442,22 @@ async fn openapi_describes_every_route_and_probes_answer() {
     assert!(metrics.contains(line), "{metrics}");
     assert!(metrics.contains(r#"query_clickhouse_duration_seconds_count{query="breakdown"} 1"#));
 }
+
+#[tokio::test]
+async fn stops_cleanly_on_sigterm() {
+    let db = "query_access_stops_on_sigterm";
+    seed(db, &[]).await;
+    let mut server = Server::start(db, &[]).await;
+    assert_eq!(
+        server
+            .get(&format!("/v1/sites/{SITE}/summary"), &[])
+            .await
+            .status(),
+        200
+    );
+
+    let status = server.terminate().await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    let after = server.http.get(server.url("/healthz")).send().await;
+    assert!(after.is_err(), "still answering after it exited");
+}
