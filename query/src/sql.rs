@@ -370,3 +370,64 @@ pub fn every_shape(table: &str) -> Vec<String> {
     }
     out.iter().map(Sql::to_inline).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Filters, Range};
+    use jiff::tz::TimeZone;
+
+    fn common(path: PathFilter) -> Common {
+        Common {
+            range: Range {
+                from: "2024-03-01T00:00:00Z".parse().unwrap(),
+                to: "2024-04-01T00:00:00Z".parse().unwrap(),
+                tz: TimeZone::get("Europe/Berlin").unwrap(),
+            },
+            filters: Filters {
+                bots: Bots::Exclude,
+                path: Some(path),
+                country: Some("DE".into()),
+                status_class: None,
+                file_type: None,
+            },
+        }
+    }
+
+    #[test]
+    fn values_travel_as_bindings_not_text() {
+        let hostile = "/x' OR 1=1 --";
+        let sql = summary("t", 7, &common(PathFilter::Exact(hostile.into())));
+        assert!(!sql.text.contains(hostile), "{}", sql.text);
+        assert!(sql.binds.contains(&Value::Text(hostile.into())));
+        assert_eq!(sql.text.matches('?').count(), sql.binds.len());
+        // Inlined by the crate's escaping, the quote cannot end the literal.
+        assert!(
+            sql.to_inline().contains(r"path = '/x\' OR 1=1 --'"),
+            "{}",
+            sql.to_inline()
+        );
+    }
+
+    #[test]
+    fn offset_changes_inside_the_range_become_branches() {
+        let c = common(PathFilter::Prefix("/blog/".into()));
+        let r = &c.range;
+        let offsets = crate::buckets::offsets(&r.tz, r.from, r.to);
+        let sql = timeseries("t", 7, &c, Metric::Visitors, Interval::Hour, &offsets);
+        // Berlin springs forward on 2024-03-31 at 01:00 UTC: one branch, in
+        // each of the two places an hour key uses the offset.
+        assert_eq!(
+            sql.text.matches("toUInt32(time) < ?").count(),
+            2,
+            "{}",
+            sql.text
+        );
+        let inline = sql.to_inline();
+        assert!(
+            inline.contains("toUInt32(time) < 1711846800, toInt64(3600)"),
+            "{inline}"
+        );
+        assert!(inline.contains("startsWith(path, '/blog/')"), "{inline}");
+    }
+}
