@@ -55,7 +55,12 @@ stored=$(sql "SELECT count() FROM bench_e2e.access_log")
 sql "SELECT * FROM bench_e2e.access_log FORMAT RowBinary" >"$work/rows.bin"
 sql "DROP DATABASE IF EXISTS bench_ceiling"
 sql "CREATE DATABASE bench_ceiling"
-sql "CREATE TABLE bench_ceiling.access_log AS bench_e2e.access_log"
+# LowCardinality columns need this setting before ClickHouse 19 (and are
+# refused with it after).
+major=$(sql "SELECT version()" | cut -d. -f1)
+create_url=$ch
+[ "$major" -lt 19 ] && create_url="${ch}?allow_experimental_low_cardinality_type=1"
+curl -fsS "$create_url" --data-binary "CREATE TABLE bench_ceiling.access_log AS bench_e2e.access_log"
 c_start=$(date +%s.%N)
 curl -fsS "${ch}?query=INSERT%20INTO%20bench_ceiling.access_log%20FORMAT%20RowBinary" \
   --data-binary @"$work/rows.bin"

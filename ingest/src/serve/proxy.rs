@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use ppp::{HeaderResult, v1, v2};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -54,17 +54,21 @@ pub async fn read_header(
     .map_err(|_| ProxyError::Timeout)?
 }
 
+/// The v1 header's longest form, `PROXY TCP6 <ip> <ip> <port> <port>\r\n`.
+const MAX_V1_BYTES: usize = 107;
+
 /// `Ok(None)` while more bytes are needed; `Ok(Some((header length,
 /// source)))` once the header is complete.
+///
+/// The header's end is found here, from its framing, before `ppp` sees it:
+/// `ppp` reports some cut-short v1 headers (an address half read) as invalid
+/// rather than incomplete, and a header split across TCP reads is normal.
 #[allow(clippy::type_complexity, reason = "a private helper with one caller")]
 fn parse(buf: &[u8]) -> Result<Option<(usize, Option<SocketAddr>)>, ProxyError> {
-    if buf.is_empty() {
+    let Some(len) = header_len(buf)? else {
         return Ok(None);
-    }
-    let result = HeaderResult::parse(buf);
-    if result.is_incomplete() {
-        return Ok(None);
-    }
+    };
+    let result = HeaderResult::parse(&buf[..len]);
     match result {
         HeaderResult::V1(Ok(header)) => {
             let source = match header.addresses {
@@ -95,6 +99,33 @@ fn parse(buf: &[u8]) -> Result<Option<(usize, Option<SocketAddr>)>, ProxyError> 
     }
 }
 
+/// The length of the header at the front of `buf`, `None` while it is cut
+/// short, or an error when `buf` does not open with either version.
+fn header_len(buf: &[u8]) -> Result<Option<usize>, ProxyError> {
+    const V1_PREFIX: &[u8] = b"PROXY ";
+    let opens_with = |prefix: &[u8]| {
+        let n = buf.len().min(prefix.len());
+        buf[..n] == prefix[..n]
+    };
+    if opens_with(v2::PROTOCOL_PREFIX) {
+        // 12-byte signature, version and command, family, 2-byte length.
+        if buf.len() < 16 {
+            return Ok(None);
+        }
+        let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+        return Ok((buf.len() >= len).then_some(len));
+    }
+    if opens_with(V1_PREFIX) {
+        let window = &buf[..buf.len().min(MAX_V1_BYTES)];
+        return match memchr::memmem::find(window, b"\r\n") {
+            Some(at) => Ok(Some(at + 2)),
+            None if buf.len() < MAX_V1_BYTES => Ok(None),
+            None => Err(ProxyError::Invalid),
+        };
+    }
+    Err(ProxyError::Invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +133,7 @@ mod tests {
     #[test]
     fn reads_v1_headers_and_leaves_the_rest() {
         let input = b"PROXY TCP4 198.51.100.7 10.0.0.1 40000 5140\r\n<134>1 x";
-        for end in 1..input.len() - 8 {
+        for end in 0..input.len() - 8 {
             assert!(parse(&input[..end]).unwrap().is_none(), "complete at {end}");
         }
         let (len, source) = parse(input).unwrap().unwrap();
@@ -128,6 +159,19 @@ mod tests {
         let (len, addr) = parse(&input).unwrap().unwrap();
         assert_eq!(len, header_len);
         assert_eq!(addr, Some(SocketAddr::new(IpAddr::V6(source), 40000)));
+    }
+
+    #[test]
+    fn every_cut_of_a_v2_header_waits_for_more() {
+        let mut input = v2::PROTOCOL_PREFIX.to_vec();
+        input.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 51, 100, 7, 10, 0, 0, 1, 0x9c, 0x40]);
+        input.extend_from_slice(&[0x14, 0x14]);
+        for end in 0..input.len() {
+            assert!(parse(&input[..end]).unwrap().is_none(), "complete at {end}");
+        }
+        let (len, source) = parse(&input).unwrap().unwrap();
+        assert_eq!(len, input.len());
+        assert_eq!(source, Some("198.51.100.7:40000".parse().unwrap()));
     }
 
     #[test]
