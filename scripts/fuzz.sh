@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every ingest fuzz target briefly, from a seed corpus.
+# Runs every fuzz target in fuzz/ briefly, from its seed corpus.
 #
 #   scripts/fuzz.sh [SECONDS]     # SECONDS per target, default 20
 #
@@ -15,7 +15,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-for target in decoder syslog pipe_body json_body; do
+for target in $(cargo +nightly fuzz list); do
     mkdir -p "corpus/$target"
     cp -n seeds/"$target"/* "corpus/$target/" 2>/dev/null || true
     echo "fuzz: $target for ${seconds}s"

@@ -2,14 +2,14 @@
 //! panic, never claim more bytes than they were given, and agree with each
 //! other about where the command section ends.
 //!
-//! `cd git/fuzz && cargo +nightly fuzz run pkt_line -- -max_total_time=30`
+//! `cd fuzz && cargo +nightly fuzz run git_pkt_line -- -max_total_time=30`
 #![no_main]
 
 #[allow(
     dead_code,
     reason = "the target uses only the parsing half of the module"
 )]
-#[path = "../../src/pkt.rs"]
+#[path = "../../git/src/pkt.rs"]
 mod pkt;
 
 use bytes::BytesMut;
