@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use super::batcher::{Budget, Chunk, Router};
+use super::batcher::{Budget, BufferPool, CHUNK_BYTES, Chunk, Router};
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
 use super::{proxy, sink};
@@ -25,8 +25,6 @@ use crate::enrich::Enricher;
 use crate::framing::{Frame, SyslogDecoder};
 use crate::{BodyFormat, Reason, Rejection, parse_message};
 
-/// A site's chunk leaves for its batcher once it holds this many bytes.
-const CHUNK_BYTES: usize = 256 * 1024;
 /// Read buffer growth step, and the size of one socket read.
 const READ_BYTES: usize = 64 * 1024;
 /// While draining at shutdown, a connection quiet for this long is done.
@@ -39,6 +37,7 @@ pub struct Shared {
     pub max_frame_bytes: usize,
     pub router: Router,
     pub budget: Budget,
+    pub buffers: BufferPool,
     pub metrics: Metrics,
     pub allow: Vec<IpNet>,
     pub proxy_protocol: bool,
@@ -102,9 +101,11 @@ impl<'a> Intake<'a> {
         match parse_message(&message, self.shared.format) {
             Ok(raw) => {
                 self.accepted += 1;
-                let pending = &mut self.pending;
+                let (pending, buffers) = (&mut self.pending, &self.shared.buffers);
                 self.shared.enricher.with_row(&raw, |row| {
-                    let (rows, data) = pending.entry(row.site_id).or_default();
+                    let (rows, data) = pending
+                        .entry(row.site_id)
+                        .or_insert_with(|| (0, buffers.take()));
                     *rows += 1;
                     row.encode_row_binary(data);
                     data.len() >= CHUNK_BYTES
