@@ -24,54 +24,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::sink::{Batch, Sink};
 
-/// Room a pooled chunk buffer is created with: a chunk leaves once it holds
-/// `CHUNK_BYTES`, so one row more (at most a frame) must still fit.
-const CHUNK_CAPACITY: usize = CHUNK_BYTES + 80 * 1024;
-/// Chunk buffers kept for reuse; beyond this, returned buffers are freed.
-const POOLED_CHUNKS: usize = 64;
-/// Batch buffers each batcher thread keeps for reuse.
-const POOLED_BATCHES: usize = 2;
+/// Batch buffers each batcher thread keeps for reuse. A reused buffer has
+/// already grown to a batch's size, so filling it neither reallocates nor
+/// faults in fresh pages; with fresh buffers, the kernel zeroing new pages
+/// took a large share of the intake's CPU (`perf record` on
+/// `scripts/bench-ingest.sh`). One per thread bounds what this keeps
+/// resident to `--batch-bytes` (times two, for growth) per batcher.
+const POOLED_BATCHES: usize = 1;
 
 /// A site's chunk leaves for its batcher once it holds this many bytes.
 pub const CHUNK_BYTES: usize = 256 * 1024;
-
-/// Recycled chunk buffers. Connection tasks take them, batchers give them
-/// back once they have copied the rows out. Reusing warm buffers matters:
-/// with fresh ones, the kernel zeroing new pages took a third of the
-/// intake's CPU time (measured with `perf record` on `bench-ingest.sh`).
-#[derive(Clone)]
-pub struct BufferPool {
-    sender: Sender<Vec<u8>>,
-    receiver: Receiver<Vec<u8>>,
-}
-
-impl BufferPool {
-    pub fn new() -> Self {
-        let (sender, receiver) = crossbeam_channel::bounded(POOLED_CHUNKS);
-        Self { sender, receiver }
-    }
-
-    /// An empty buffer with room for a whole chunk.
-    pub fn take(&self) -> Vec<u8> {
-        self.receiver
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_CAPACITY))
-    }
-
-    /// Returns a buffer; dropped when the pool is full or it grew too large.
-    pub fn give(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() <= 2 * CHUNK_CAPACITY {
-            buffer.clear();
-            let _ = self.sender.try_send(buffer);
-        }
-    }
-}
-
-impl Default for BufferPool {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Limits of one site's batch.
 #[derive(Debug, Clone, Copy)]
@@ -166,7 +128,6 @@ pub fn start(
     threads: usize,
     limits: BatchLimits,
     sink: Arc<Sink>,
-    pool: BufferPool,
     runtime: tokio::runtime::Handle,
 ) -> (Router, Vec<JoinHandle<()>>) {
     let mut senders = Vec::new();
@@ -175,10 +136,10 @@ pub fn start(
         let (sender, receiver) = crossbeam_channel::unbounded();
         senders.push(sender);
         let sink = Arc::clone(&sink);
-        let (runtime, pool) = (runtime.clone(), pool.clone());
+        let runtime = runtime.clone();
         let handle = std::thread::Builder::new()
             .name(format!("batcher-{index}"))
-            .spawn(move || Batcher::new(limits, index as u64, pool).run(&receiver, &sink, &runtime))
+            .spawn(move || Batcher::new(limits, index as u64).run(&receiver, &sink, &runtime))
             .expect("spawning a batcher thread");
         handles.push(handle);
     }
@@ -200,8 +161,6 @@ struct OpenBatch {
 struct Batcher {
     limits: BatchLimits,
     open: HashMap<u64, OpenBatch>,
-    /// Chunk buffers go back here once copied into a batch.
-    chunks: BufferPool,
     /// Batch buffers whose rows are stored, ready for the next batch.
     spare: Vec<Vec<u8>>,
     /// State of a small xorshift generator for the age jitter.
@@ -209,11 +168,10 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn new(limits: BatchLimits, seed: u64, chunks: BufferPool) -> Self {
+    fn new(limits: BatchLimits, seed: u64) -> Self {
         Self {
             limits,
             open: HashMap::new(),
-            chunks,
             spare: Vec::new(),
             jitter_state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
         }
@@ -239,11 +197,10 @@ impl Batcher {
         }
     }
 
-    /// A batch buffer large enough that appending chunks never reallocates.
+    /// A batch buffer: a reused one (already grown to a batch's size) when
+    /// there is one.
     fn batch_buffer(&mut self) -> Vec<u8> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.limits.max_bytes + CHUNK_CAPACITY))
+        self.spare.pop().unwrap_or_default()
     }
 
     fn run(mut self, receiver: &Receiver<Chunk>, sink: &Sink, runtime: &tokio::runtime::Handle) {
@@ -293,7 +250,6 @@ impl Batcher {
         }
         let batch = self.open.get_mut(&site_id).expect("opened above");
         batch.data.extend_from_slice(&chunk.data);
-        self.chunks.give(chunk.data);
         batch.rows += chunk.rows;
         batch.reservations.push(chunk.reservation);
         let full = batch.rows as usize >= self.limits.max_rows

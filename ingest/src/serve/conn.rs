@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use super::batcher::{Budget, BufferPool, CHUNK_BYTES, Chunk, Router};
+use super::batcher::{Budget, CHUNK_BYTES, Chunk, Router};
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
 use super::{proxy, sink};
@@ -37,7 +37,6 @@ pub struct Shared {
     pub max_frame_bytes: usize,
     pub router: Router,
     pub budget: Budget,
-    pub buffers: BufferPool,
     pub metrics: Metrics,
     pub allow: Vec<IpNet>,
     pub proxy_protocol: bool,
@@ -101,11 +100,9 @@ impl<'a> Intake<'a> {
         match parse_message(&message, self.shared.format) {
             Ok(raw) => {
                 self.accepted += 1;
-                let (pending, buffers) = (&mut self.pending, &self.shared.buffers);
+                let pending = &mut self.pending;
                 self.shared.enricher.with_row(&raw, |row| {
-                    let (rows, data) = pending
-                        .entry(row.site_id)
-                        .or_insert_with(|| (0, buffers.take()));
+                    let (rows, data) = pending.entry(row.site_id).or_default();
                     *rows += 1;
                     row.encode_row_binary(data);
                     data.len() >= CHUNK_BYTES

@@ -32,7 +32,7 @@ pub use config::{FormatArg, Listen, ServeArgs, VisitorKey};
 pub use metrics::Metrics;
 
 use crate::enrich::{Enricher, EnricherConfig};
-use batcher::{BatchLimits, Budget, BufferPool};
+use batcher::{BatchLimits, Budget};
 use conn::Shared;
 use ratelimit::LogLimiter;
 use sink::Sink;
@@ -72,12 +72,10 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
         max_bytes: args.batch_bytes.max(1),
         max_age: args.batch_age(),
     };
-    let buffers = BufferPool::new();
     let (router, batchers) = batcher::start(
         args.batchers,
         limits,
         Arc::clone(&sink),
-        buffers.clone(),
         tokio::runtime::Handle::current(),
     );
     let visitor_key = match &args.visitor_key {
@@ -96,7 +94,6 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
             args.max_buffer_bytes,
             metrics.queue_bytes.with_label_values(&["queued"]),
         ),
-        buffers,
         metrics: metrics.clone(),
         allow: args.allow.clone(),
         proxy_protocol: args.proxy_protocol,
