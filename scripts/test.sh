@@ -72,11 +72,19 @@ log "building every binary (the end-to-end tests start them)"
 cargo build --workspace --bins --locked
 
 log "tests"
+summary=$ECSTATIC_RUN_DIR/test-summary.txt
+mkdir -p "$ECSTATIC_RUN_DIR"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-  cargo test --workspace --doc --locked
+  # Doc tests first (nextest does not run them), so that the test runner's
+  # own summary of every other test closes the test output.
+  cargo test --workspace --doc --locked --quiet
+  cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$summary"
+  counts=$(grep -Eo '[0-9]+ tests? run: [0-9]+ passed' "$summary" | tail -n 1)
+  passed=$(echo "$counts" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$summary"
+  passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$summary" \
+    | awk '{n += $4} END {print n + 0}')
 fi
 
 if [ "$fuzz_seconds" != 0 ] && [ -x scripts/fuzz.sh ]; then
@@ -85,3 +93,4 @@ if [ "$fuzz_seconds" != 0 ] && [ -x scripts/fuzz.sh ]; then
 fi
 
 log "all tests passed"
+echo "tests: ${passed:-0} passed, 0 failed"

@@ -2,6 +2,7 @@
 //! (`/work/briefs/api-git-contract.md`): sessions, site settings, where the
 //! site's files go, and deploy records.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum ApiError {
     #[error("invalid credentials")]
     InvalidCredentials,
-    #[error("too many failed sign-ins: wait a minute and try again")]
+    #[error("too many failed sign-ins: try again in a few minutes")]
     RateLimited,
     #[error("site {0} is not yours")]
     Forbidden(u64),
@@ -124,11 +125,17 @@ impl ApiClient {
         })
     }
 
-    /// Exchanges credentials for an access token.
-    pub async fn sign_in(&self, sign_in: &SignIn<'_>) -> Result<String, ApiError> {
+    /// Exchanges credentials for an access token. `client` is the address
+    /// the credentials came from, passed on in `X-Forwarded-For` for `api`'s
+    /// per-address limit (used when `api` runs with `--client-ip-header`).
+    pub async fn sign_in(&self, sign_in: &SignIn<'_>, client: IpAddr) -> Result<String, ApiError> {
         const WHAT: &str = "a sign-in";
         let url = format!("{}/v1/sessions", self.base);
-        let response = self.http.post(url).json(sign_in).send().await;
+        let request = self
+            .http
+            .post(url)
+            .header("x-forwarded-for", client.to_string());
+        let response = request.json(sign_in).send().await;
         let response = response.map_err(|source| ApiError::Unreachable { what: WHAT, source })?;
         match response.status() {
             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => Err(ApiError::InvalidCredentials),

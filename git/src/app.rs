@@ -2,6 +2,7 @@
 //! itself, and the three smart-HTTP handlers.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, BodyDataStream};
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -171,13 +172,14 @@ impl AppState {
     async fn session(
         &self,
         headers: &HeaderMap,
+        peer: SocketAddr,
         site: u64,
         write: bool,
     ) -> Result<Session, AppError> {
         let header = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let result = match self.auth.authenticate(header).await {
+        let result = match self.auth.authenticate(header, peer.ip()).await {
             Ok(session) => session.authorize(site, write).map(|()| session),
             Err(error) => Err(error),
         };
@@ -239,10 +241,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     let data_dir = config.data_dir.display();
     tracing::info!(%addr, %data_dir, api = config.api_url, "serving git");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(ecstatic_ops::shutdown_signal())
-        .await
-        .map_err(StartError::Serve)?;
+    // The peer's address goes to `api` with each sign-in, so that its
+    // per-address limit counts pushers apart rather than all as `git`.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(ecstatic_ops::shutdown_signal())
+    .await
+    .map_err(StartError::Serve)?;
 
     // A publish goes on after its pusher hung up; let it finish.
     if pushes.try_write().is_err() {
@@ -338,6 +345,7 @@ struct InfoRefsQuery {
 
 async fn info_refs(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     UrlPath(repo): UrlPath<String>,
     Query(query): Query<InfoRefsQuery>,
     headers: HeaderMap,
@@ -346,7 +354,7 @@ async fn info_refs(
     let name = query.service.unwrap_or_default();
     let service = Service::from_query(&name).ok_or(AppError::BadService(name))?;
     let write = service == Service::ReceivePack;
-    let session = state.session(&headers, site, write).await?;
+    let session = state.session(&headers, peer, site, write).await?;
     let branch = if write {
         state.site(&session, site).await?.branch
     } else {
@@ -361,12 +369,13 @@ async fn info_refs(
 
 async fn upload_pack(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     UrlPath(repo): UrlPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let site = site_id(&repo)?;
-    state.session(&headers, site, false).await?;
+    state.session(&headers, peer, site, false).await?;
     let repo_path = state.repo_path(site);
     rpc::ensure_repo(&repo_path, "main").await?;
     let body = rpc::upload_pack(&repo_path, body)?;
@@ -375,12 +384,13 @@ async fn upload_pack(
 
 async fn receive_pack(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     UrlPath(repo): UrlPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let site_id = site_id(&repo)?;
-    let session = state.session(&headers, site_id, true).await?;
+    let session = state.session(&headers, peer, site_id, true).await?;
     let site = state.site(&session, site_id).await?;
     let repo_path = state.repo_path(site_id);
     rpc::ensure_repo(&repo_path, &site.branch).await?;

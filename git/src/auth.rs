@@ -7,6 +7,7 @@
 //! the three requests of one push sign in once.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ pub enum AuthError {
     Forbidden(u64),
     #[error("this account is read-only and cannot push")]
     ReadOnly,
-    #[error("too many failed sign-ins: wait a minute and try again")]
+    #[error("too many failed sign-ins: try again in a few minutes")]
     RateLimited,
     #[error("checking credentials failed")]
     Api(#[source] ApiError),
@@ -95,7 +96,12 @@ impl Authenticator {
     }
 
     /// Signs the caller in from an `Authorization: Basic …` header value.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Session, AuthError> {
+    /// `client` is the pusher's address, which `api` counts failures against.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: IpAddr,
+    ) -> Result<Session, AuthError> {
         let (user, password) = header
             .and_then(parse_basic)
             .ok_or(AuthError::MissingCredentials)?;
@@ -114,7 +120,7 @@ impl Authenticator {
                 password: &password,
             }
         };
-        let token = self.api.sign_in(&sign_in).await?;
+        let token = self.api.sign_in(&sign_in, client).await?;
         let claims = self.key.verify(&token).map_err(|error| {
             tracing::warn!(%error, "`api` issued a token that does not verify: \
                 check that both services share `ECSTATIC_JWT_SECRET`");

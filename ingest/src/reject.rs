@@ -12,6 +12,9 @@ use std::fmt;
 pub enum Reason {
     /// The frame was longer than the decoder's maximum and was discarded.
     FrameTooLarge,
+    /// The stream ended inside an octet-counted frame: fewer bytes arrived
+    /// than its length announced.
+    TruncatedFrame,
     /// The frame starts with `<` but is neither RFC 5424 nor RFC 3164.
     BadSyslogHeader,
     /// The message is not a bunny.net access line (another program's syslog
@@ -38,6 +41,7 @@ impl Reason {
     /// Every reason, in label order: lets metrics pre-register each label.
     pub const ALL: &'static [Reason] = &[
         Reason::FrameTooLarge,
+        Reason::TruncatedFrame,
         Reason::BadSyslogHeader,
         Reason::NotAccessLog,
         Reason::MalformedJson,
@@ -52,6 +56,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::FrameTooLarge => "frame_too_large",
+            Reason::TruncatedFrame => "truncated_frame",
             Reason::BadSyslogHeader => "bad_syslog_header",
             Reason::NotAccessLog => "not_access_log",
             Reason::MalformedJson => "malformed_json",
@@ -66,6 +71,7 @@ impl Reason {
     fn describe(self) -> &'static str {
         match self {
             Reason::FrameTooLarge => "frame longer than the maximum frame size",
+            Reason::TruncatedFrame => "the stream ended inside a frame",
             Reason::BadSyslogHeader => "unrecognised syslog header",
             Reason::NotAccessLog => "not a bunny.net access log line",
             Reason::MalformedJson => "malformed json body",

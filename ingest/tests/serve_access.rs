@@ -103,3 +103,46 @@ async fn udp_datagrams_from_outside_the_allowlist_are_dropped_and_counted() {
     }
     assert_eq!(count_rows(&database).await, 0);
 }
+
+/// A connection that sends nothing is closed after `--idle-timeout-secs`
+/// and counted, so idle peers cannot hold every slot; one that ends inside
+/// an octet-counted frame gets that frame counted as rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_truncated_connections_are_closed_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let database = fresh_database("test_serve_idle").await;
+    let options = IngestOptions {
+        args: args(&["--idle-timeout-secs", "1"]),
+        ..Default::default()
+    };
+    let ingest = Ingest::start_with(&database, options).await;
+
+    let mut idle = tokio::net::TcpStream::connect(ingest.syslog).await.unwrap();
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stayed open"
+    );
+    let idle_series = "ingest_connections_refused_total{reason=\"idle\"}";
+    assert!(ingest.metric(idle_series).await >= 1.0);
+
+    let line = pipe_line(962, 1);
+    let mut cut = tokio::net::TcpStream::connect(ingest.syslog).await.unwrap();
+    let frame = format!("{} {}", line.len() + 50, line);
+    cut.write_all(frame.as_bytes()).await.unwrap();
+    cut.shutdown().await.unwrap();
+    drop(cut);
+    let series = "ingest_records_rejected_total{reason=\"truncated_frame\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ingest.metric(series).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            ingest.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count_rows(&database).await, 0);
+}

@@ -107,6 +107,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ECSTATIC_VISITOR_KEY", hide_env_values = true)]
     pub visitor_key: Option<VisitorKey>,
 
+    /// A TCP connection that sends nothing for this long (seconds) is
+    /// closed and counted (`reason="idle"`); senders reconnect when they
+    /// have logs again.
+    #[arg(long, env = "ECSTATIC_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+
     /// On shutdown, how long connections may keep delivering what their
     /// peers already sent (milliseconds).
     #[arg(long, env = "ECSTATIC_DRAIN_MS", default_value_t = 5_000)]

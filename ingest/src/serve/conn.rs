@@ -41,6 +41,9 @@ pub struct Shared {
     pub allow: Vec<IpNet>,
     pub proxy_protocol: bool,
     pub drain: Duration,
+    /// A connection that sends nothing for this long is closed, so idle
+    /// peers cannot hold every connection slot.
+    pub idle_timeout: Duration,
     pub rejections_log: LogLimiter,
     pub connections_log: LogLimiter,
 }
@@ -125,6 +128,20 @@ impl<'a> Intake<'a> {
         if let Some(held_back) = self.shared.rejections_log.allow() {
             tracing::warn!(peer = %self.peer, transport = self.transport, reason,
                 error = %rejection, held_back, "rejected a frame");
+        }
+    }
+
+    /// A frame cut off by the end of the stream: counted, never stored.
+    fn reject_truncated(&self, error: &std::io::Error) {
+        let reason = Reason::TruncatedFrame.as_str();
+        self.shared
+            .metrics
+            .records_rejected
+            .with_label_values(&[reason])
+            .inc();
+        if let Some(held_back) = self.shared.rejections_log.allow() {
+            tracing::warn!(peer = %self.peer, transport = self.transport, %error, held_back,
+                "the stream ended inside a frame");
         }
     }
 
@@ -213,6 +230,10 @@ pub async fn serve_tcp(
                     drain_deadline = Some(Instant::now() + shared.drain);
                     continue;
                 }
+                () = tokio::time::sleep(shared.idle_timeout) => {
+                    shared.refuse("idle", peer);
+                    break;
+                }
             },
             // Shutting down: take what the peer already sent, until it goes
             // quiet or the drain time is over.
@@ -233,9 +254,10 @@ pub async fn serve_tcp(
             }
         }
     }
-    // The peer closed (or we stop): a last frame without a line end counts.
+    // The peer closed (or we stop): a last frame without a line end counts;
+    // one cut short of its announced length is counted as rejected.
     if let Err(error) = decode_all(&mut decoder, &mut buf, &mut intake, true).await {
-        tracing::debug!(%peer, %error, "framing error at the end of a connection");
+        intake.reject_truncated(&error);
     }
     intake.flush().await;
     shared.metrics.connections_active.dec();

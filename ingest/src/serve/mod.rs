@@ -98,6 +98,7 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
         allow: args.allow.clone(),
         proxy_protocol: args.proxy_protocol,
         drain: Duration::from_millis(args.drain_ms),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         rejections_log: LogLimiter::new(Duration::from_secs(10), 10),
         connections_log: LogLimiter::new(Duration::from_secs(10), 10),
     });
