@@ -10,6 +10,7 @@
 #     `INSERT ... FORMAT RowBinary` over HTTP: ClickHouse's own ceiling here.
 #
 #   ROWS=2000000 CONNECTIONS=4 scripts/bench-ingest.sh
+#   INGEST_ARGS="--batchers 4" scripts/bench-ingest.sh   # extra serve flags
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ bytes=$(stat -c %s "$work/stream.syslog")
 
 sql "DROP DATABASE IF EXISTS bench_e2e"
 "$bin/ecstatic-ingest" serve --tcp 127.0.0.1:15199 --udp off --http 127.0.0.1:19199 \
-  --database bench_e2e --spool-dir "$work/spool" >"$work/ingest.log" 2>&1 &
+  --database bench_e2e --spool-dir "$work/spool" ${INGEST_ARGS:-} >"$work/ingest.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19199/readyz >/dev/null 2>&1 && break; sleep 0.1; done
@@ -47,6 +48,9 @@ sent=$(date +%s.%N)
 while [ "$(metric ingest_rows_inserted_total)" != "$rows" ]; do sleep 0.05; done
 done_at=$(date +%s.%N)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+# utime + stime of the ingest process, in clock ticks.
+cpu_ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+ticks=$(getconf CLK_TCK)
 kill -TERM $pid; wait $pid || true
 
 stored=$(sql "SELECT count() FROM bench_e2e.access_log")
@@ -67,10 +71,10 @@ curl -fsS "${ch}?query=INSERT%20INTO%20bench_ceiling.access_log%20FORMAT%20RowBi
 c_end=$(date +%s.%N)
 
 python3 - "$rows" "$bytes" "$start" "$sent" "$done_at" "$peak_kib" "$c_start" "$c_end" \
-  "$(stat -c %s "$work/rows.bin")" <<'PY'
+  "$(stat -c %s "$work/rows.bin")" "$cpu_ticks" "$ticks" <<'PY'
 import sys
 rows, size = int(sys.argv[1]), int(sys.argv[2])
-start, sent, done, peak_kib, cs, ce, rb = map(float, sys.argv[3:])
+start, sent, done, peak_kib, cs, ce, rb, cpu_ticks, ticks = map(float, sys.argv[3:])
 e2e = rows / (done - start)
 ceiling = rows / (ce - cs)
 print(f"rows: {rows}  stream: {size/1e6:.0f} MB  sent in {sent-start:.2f} s")
@@ -78,6 +82,8 @@ print(f"end to end: {done-start:.2f} s = {e2e:,.0f} rows/s  ({size/(done-start)/
 print(f"ClickHouse ceiling (one RowBinary INSERT of {rb/1e6:.0f} MB): {ce-cs:.2f} s = {ceiling:,.0f} rows/s")
 print(f"ratio: {100*e2e/ceiling:.0f} % of the ceiling")
 print(f"ingest peak RSS: {peak_kib/1024:.0f} MiB")
+cpu = cpu_ticks / ticks
+print(f"ingest CPU: {cpu:.2f} s = {1e6*cpu/rows:.2f} us per row (of 2 cores shared with ClickHouse)")
 PY
 sql "DROP DATABASE bench_e2e"
 sql "DROP DATABASE bench_ceiling"
