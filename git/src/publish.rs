@@ -372,16 +372,7 @@ fn failed_record(commit: &str, duration_ms: u64, error: &PublishError) -> Deploy
 
 /// An error and its causes on one line, for the pusher and the deploy
 /// record (the messages never hold secrets).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use ecstatic_ops::error_chain as chain;
 
 #[cfg(test)]
 mod tests {

@@ -54,15 +54,7 @@ async fn proxy_protocol_senders_are_checked_against_the_allowlist() {
 
     wait_for_rows(&database, 2, Duration::from_secs(30)).await;
     let refused = |reason: &str| format!("ingest_connections_refused_total{{reason=\"{reason}\"}}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ingest.metric(&refused("proxy_header")).await < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            ingest.metrics().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&ingest, &refused("proxy_header"), 1.0).await;
     assert_eq!(ingest.metric(&refused("not_allowed")).await, 1.0);
     // The harness's readiness probe sent no header either.
     assert!(ingest.metric(&refused("proxy_header")).await >= 1.0);
@@ -92,15 +84,7 @@ async fn udp_datagrams_from_outside_the_allowlist_are_dropped_and_counted() {
         .unwrap();
 
     let series = "ingest_connections_refused_total{reason=\"not_allowed\"}";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ingest.metric(series).await < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            ingest.metrics().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&ingest, series, 1.0).await;
     assert_eq!(count_rows(&database).await, 0);
 }
 
@@ -135,14 +119,6 @@ async fn idle_and_truncated_connections_are_closed_and_counted() {
     cut.shutdown().await.unwrap();
     drop(cut);
     let series = "ingest_records_rejected_total{reason=\"truncated_frame\"}";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ingest.metric(series).await < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            ingest.metrics().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&ingest, series, 1.0).await;
     assert_eq!(count_rows(&database).await, 0);
 }

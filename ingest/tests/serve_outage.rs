@@ -11,21 +11,6 @@ fn lines(site_id: u64, range: std::ops::Range<u64>) -> String {
     range.map(|n| pipe_line(site_id, n)).collect()
 }
 
-async fn wait_for_metric(ingest: &Ingest, series: &str, at_least: f64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = ingest.metric(series).await;
-        if value >= at_least {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{series} stayed at {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn assert_no_duplicates(database: &str) {
     let answer = clickhouse(&format!(
         "SELECT count() = uniqExact(request_id) FROM {database}.access_log"

@@ -39,6 +39,19 @@ pub fn init_tracing() {
     };
 }
 
+/// An error and its causes on one line, `outer: inner: root`, for log
+/// fields and messages that must carry the whole story once.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Resolves when the process receives SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

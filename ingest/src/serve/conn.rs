@@ -131,32 +131,15 @@ impl<'a> Intake<'a> {
         }
     }
 
-    /// A frame cut off by the end of the stream: counted, never stored.
-    fn reject_truncated(&self, error: &std::io::Error) {
-        let reason = Reason::TruncatedFrame.as_str();
-        self.shared
-            .metrics
-            .records_rejected
-            .with_label_values(&[reason])
-            .inc();
-        if let Some(held_back) = self.shared.rejections_log.allow() {
-            tracing::warn!(peer = %self.peer, transport = self.transport, %error, held_back,
-                "the stream ended inside a frame");
-        }
+    fn reject_oversize(&self, bytes: usize) {
+        let max = self.shared.max_frame_bytes;
+        let detail = format!("{bytes} bytes, more than `--max-frame-bytes` {max}");
+        self.reject(&Rejection::new(Reason::FrameTooLarge).with_detail(detail));
     }
 
-    fn reject_oversize(&self, bytes: usize) {
-        let reason = Reason::FrameTooLarge.as_str();
-        self.shared
-            .metrics
-            .records_rejected
-            .with_label_values(&[reason])
-            .inc();
-        if let Some(held_back) = self.shared.rejections_log.allow() {
-            tracing::warn!(peer = %self.peer, transport = self.transport, bytes,
-                max_bytes = self.shared.max_frame_bytes, held_back,
-                "discarded a frame longer than `--max-frame-bytes`");
-        }
+    /// A frame cut off by the end of the stream: counted, never stored.
+    fn reject_truncated(&self, error: &std::io::Error) {
+        self.reject(&Rejection::new(Reason::TruncatedFrame).with_detail(error.to_string()));
     }
 
     /// Sends every pending chunk to the batchers, waiting for memory budget

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use super::ratelimit::LogLimiter;
 use super::spool::{Spool, SpoolError};
+pub use ecstatic_ops::error_chain;
 
 /// Attempts at inserting a batch before it goes to the spool.
 const INSERT_ATTEMPTS: u32 = 3;
@@ -289,16 +290,4 @@ fn decode_rows(site_id: u64, data: &[u8]) -> Result<Vec<AccessRow>, SinkError> {
         rows.push(AccessRow::decode_row_binary(&mut input).ok_or(SinkError::Corrupt { site_id })?);
     }
     Ok(rows)
-}
-
-/// An error and its sources on one line: `outer: inner: root`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -78,6 +78,19 @@ pub async fn wait_for_rows(database: &str, expected: u64, limit: Duration) {
     }
 }
 
+/// Waits until `series` on `ingest`'s `/metrics` reaches `at_least`.
+pub async fn wait_for_metric(ingest: &Ingest, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = ingest.metric(series).await;
+        if value >= at_least {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} stayed at {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A port free for both TCP and UDP on 127.0.0.1.
 pub fn free_port() -> u16 {
     loop {
