@@ -89,6 +89,14 @@ impl Caller {
     }
 
     /// Refuses deploy-token sessions (for account and token management).
+    /// The site named by a raw path segment, for a change only its owner may
+    /// make with an account session (never with a deploy token).
+    pub async fn owner_site(&self, state: &AppState, raw_id: &str) -> Result<Site, ApiError> {
+        self.ensure_not_deploy_token()?;
+        self.writable_site(state, crate::sites::parse_site_id(raw_id)?)
+            .await
+    }
+
     pub fn ensure_not_deploy_token(&self) -> Result<(), ApiError> {
         if self.deploy_site.is_some() {
             Err(ApiError::DeployTokenScope)

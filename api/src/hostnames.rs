@@ -49,10 +49,7 @@ pub async fn add(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<NewHostname>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.ensure_not_deploy_token()?;
-    let site = caller
-        .writable_site(&state, parse_site_id(&path?.0)?)
-        .await?;
+    let site = caller.owner_site(&state, &path?.0).await?;
     let Json(body) = body?;
     let hostname = validate::hostname(&body.hostname).map_err(ApiError::BadRequest)?;
     if let Some(owner) = state.store.hostname_owner(&hostname).await? {

@@ -143,10 +143,7 @@ pub async fn update(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<UpdateSite>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.ensure_not_deploy_token()?;
-    let site = caller
-        .writable_site(&state, parse_site_id(&path?.0)?)
-        .await?;
+    let site = caller.owner_site(&state, &path?.0).await?;
     let Json(body) = body?;
     let bad = ApiError::BadRequest;
     let nickname = match body.nickname {
@@ -180,10 +177,7 @@ pub async fn delete(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    caller.ensure_not_deploy_token()?;
-    let site = caller
-        .writable_site(&state, parse_site_id(&path?.0)?)
-        .await?;
+    let site = caller.owner_site(&state, &path?.0).await?;
     state.cdn.delete_site(&site_ref(&site)).await?;
     state.store.delete_site(site.id).await?;
     tracing::info!(site = site.id, "site deleted");
@@ -337,10 +331,7 @@ pub async fn create_token(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.ensure_not_deploy_token()?;
-    let site = caller
-        .writable_site(&state, parse_site_id(&path?.0)?)
-        .await?;
+    let site = caller.owner_site(&state, &path?.0).await?;
     let name = match body {
         Ok(Json(body)) => body.name,
         // A bare POST with no body takes the default name.
