@@ -363,7 +363,12 @@ impl Store {
     /// not need to exist yet: see [`Store::migrate`].
     pub async fn connect(url: &str, database: &str) -> Result<Self, StoreError> {
         validate_database_name(database)?;
-        let base = Client::default().with_url(url).with_validation(false);
+        // Inserts travel LZ4-compressed (callers may pre-compress with
+        // `CompressedData`, which needs compression on).
+        let base = Client::default()
+            .with_url(url)
+            .with_validation(false)
+            .with_compression(clickhouse::Compression::Lz4);
         let text: String = base
             .query("SELECT version()")
             .fetch_one()

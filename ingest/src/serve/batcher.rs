@@ -3,9 +3,24 @@
 //! Connection tasks encode rows into per-site chunks and send them over
 //! crossbeam channels to a few batcher threads; a site always goes to the
 //! same thread (`site_id % threads`). A thread appends chunks to its sites'
-//! batches and hands a batch to the sink when it reaches the row or byte
-//! limit, or when its first row has waited the maximum age (with up to 10 %
-//! jitter, so that sites do not all flush at once).
+//! batches. It flushes when one of them reaches the row or byte limit, or
+//! when the first row of one has waited the maximum age (with up to 10 %
+//! jitter, so that threads do not flush in lock step), or, once the thread's
+//! input has gone quiet, when one is at least a quarter of the maximum age
+//! old: once the senders pause, waiting longer only delays their rows.
+//!
+//! A flush is one ClickHouse insert, and it takes every batch the thread
+//! holds, each site's rows together. ClickHouse writes each insert as a new
+//! part and merges parts in the background, so a few large inserts cost it
+//! far less than one small insert per site: with 20 sites, inserting per
+//! site took ClickHouse 1.3 times as long as inserting the same rows in
+//! 10 large inserts (BENCHMARKS.md, "ingest end to end").
+//!
+//! A batch is a list of fixed-size segments, not one buffer grown to the
+//! batch's size: growing copies the bytes again at each doubling and faults
+//! in fresh pages that the kernel must zero, which took a third of the
+//! intake's CPU (`perf record` on `scripts/bench-ingest.sh`). Segments of
+//! stored batches go back to a small per-thread pool.
 //!
 //! Memory is bounded by a byte budget: a chunk carries a [`Reservation`] of
 //! the budget, released only once its batch is stored or spooled. When the
@@ -17,23 +32,21 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::sink::{Batch, Sink};
 
-/// Batch buffers each batcher thread keeps for reuse. A reused buffer has
-/// already grown to a batch's size, so filling it neither reallocates nor
-/// faults in fresh pages; with fresh buffers, the kernel zeroing new pages
-/// took a large share of the intake's CPU (`perf record` on
-/// `scripts/bench-ingest.sh`). One per thread bounds what this keeps
-/// resident to `--batch-bytes` (times two, for growth) per batcher.
-const POOLED_BATCHES: usize = 1;
-
 /// A site's chunk leaves for its batcher once it holds this many bytes.
 pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Capacity of the segments batches are made of. A chunk never spans two
+/// segments, so each segment holds whole rows.
+const SEGMENT_BYTES: usize = 1 << 20;
+
+/// A batcher thread whose channel has been empty this long counts as quiet.
+const QUIET: Duration = Duration::from_millis(200);
 
 /// Limits of one site's batch.
 #[derive(Debug, Clone, Copy)]
@@ -153,16 +166,33 @@ pub fn start(
 
 struct OpenBatch {
     rows: u64,
-    data: Vec<u8>,
+    bytes: usize,
+    segments: Vec<Vec<u8>>,
     reservations: Vec<Reservation>,
+    /// When the first row arrived.
+    opened: Instant,
+    /// When the batch flushes at the latest.
     deadline: Instant,
+}
+
+impl OpenBatch {
+    /// When this batch makes its thread flush, given when the thread's
+    /// input counts as quiet: at its deadline, or once it is old enough and
+    /// the input is quiet.
+    fn due(&self, quiet_since: Instant, early_age: Duration) -> Instant {
+        self.deadline.min(quiet_since.max(self.opened + early_age))
+    }
 }
 
 struct Batcher {
     limits: BatchLimits,
     open: HashMap<u64, OpenBatch>,
-    /// Batch buffers whose rows are stored, ready for the next batch.
+    /// Segments of stored batches, ready for reuse.
     spare: Vec<Vec<u8>>,
+    /// Most segments kept in `spare`: one full batch's worth.
+    max_spare: usize,
+    /// When the last chunk arrived.
+    last_input: Instant,
     /// State of a small xorshift generator for the age jitter.
     jitter_state: u64,
 }
@@ -173,40 +203,54 @@ impl Batcher {
             limits,
             open: HashMap::new(),
             spare: Vec::new(),
+            max_spare: limits.max_bytes.div_ceil(SEGMENT_BYTES),
+            last_input: Instant::now(),
             jitter_state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
         }
     }
 
-    /// Stores a closed batch, then keeps its buffer for the next one.
-    fn store(&mut self, batch: Batch, sink: &Sink, runtime: &tokio::runtime::Handle) {
+    /// Stores every open batch as one insert, then keeps their segments for
+    /// the next ones.
+    fn flush(&mut self, sink: &Sink, runtime: &tokio::runtime::Handle) {
+        let Some(batch) = self.close_all() else {
+            return;
+        };
         runtime.block_on(sink.store(&batch));
-        // The insert has dropped its handle on the bytes by now, so they are
-        // ours alone again; if not, they are simply freed.
         let Batch {
-            data,
-            _reservations,
+            segments,
+            reservations,
             ..
         } = batch;
-        drop(_reservations);
-        if let Ok(buffer) = data.try_into_mut()
-            && self.spare.len() < POOLED_BATCHES
-        {
-            let mut buffer = Vec::from(buffer);
-            buffer.clear();
-            self.spare.push(buffer);
+        drop(reservations);
+        for mut segment in segments {
+            if self.spare.len() >= self.max_spare {
+                break;
+            }
+            if segment.capacity() == SEGMENT_BYTES {
+                segment.clear();
+                self.spare.push(segment);
+            }
         }
     }
 
-    /// A batch buffer: a reused one (already grown to a batch's size) when
-    /// there is one.
-    fn batch_buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_default()
+    /// A segment with room for `bytes`: a reused one when there is one.
+    fn segment(&mut self, bytes: usize) -> Vec<u8> {
+        if bytes > SEGMENT_BYTES {
+            return Vec::with_capacity(bytes);
+        }
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(SEGMENT_BYTES))
+    }
+
+    fn early_age(&self) -> Duration {
+        self.limits.max_age / 4
     }
 
     fn run(mut self, receiver: &Receiver<Chunk>, sink: &Sink, runtime: &tokio::runtime::Handle) {
         loop {
             let wait = self
-                .next_deadline()
+                .next_due()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let received = match wait {
                 Some(wait) => receiver.recv_timeout(wait),
@@ -214,82 +258,81 @@ impl Batcher {
             };
             match received {
                 Ok(chunk) => {
-                    if let Some(full) = self.add(chunk) {
-                        self.store(full, sink, runtime);
+                    self.last_input = Instant::now();
+                    if self.add(chunk) {
+                        self.flush(sink, runtime);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            for batch in self.take_expired(Instant::now()) {
-                self.store(batch, sink, runtime);
+            if self.next_due().is_some_and(|due| due <= Instant::now()) {
+                self.flush(sink, runtime);
             }
         }
         // Shutdown: every sender is gone; store what is left.
-        let sites: Vec<u64> = self.open.keys().copied().collect();
-        for site_id in sites {
-            if let Some(batch) = self.close(site_id) {
-                self.store(batch, sink, runtime);
-            }
-        }
+        self.flush(sink, runtime);
     }
 
-    /// Appends a chunk; returns the site's batch when it is full.
-    fn add(&mut self, chunk: Chunk) -> Option<Batch> {
+    /// Appends a chunk; returns whether its site's batch is now full.
+    fn add(&mut self, chunk: Chunk) -> bool {
         let site_id = chunk.site_id;
         if !self.open.contains_key(&site_id) {
-            let deadline = Instant::now() + self.jittered_age();
-            let data = self.batch_buffer();
+            let opened = Instant::now();
             let open = OpenBatch {
                 rows: 0,
-                data,
+                bytes: 0,
+                segments: Vec::new(),
                 reservations: Vec::new(),
-                deadline,
+                opened,
+                deadline: opened + self.jittered_age(),
             };
             self.open.insert(site_id, open);
         }
+        let fits = self.open[&site_id]
+            .segments
+            .last()
+            .is_some_and(|s| s.capacity() - s.len() >= chunk.data.len());
+        let fresh = (!fits).then(|| self.segment(chunk.data.len()));
         let batch = self.open.get_mut(&site_id).expect("opened above");
-        batch.data.extend_from_slice(&chunk.data);
+        batch.segments.extend(fresh);
+        let segment = batch.segments.last_mut().expect("a segment with room");
+        segment.extend_from_slice(&chunk.data);
         batch.rows += chunk.rows;
+        batch.bytes += chunk.data.len();
         batch.reservations.push(chunk.reservation);
-        let full = batch.rows as usize >= self.limits.max_rows
-            || batch.data.len() >= self.limits.max_bytes;
-        if full { self.close(site_id) } else { None }
+        batch.rows as usize >= self.limits.max_rows || batch.bytes >= self.limits.max_bytes
     }
 
-    fn take_expired(&mut self, now: Instant) -> Vec<Batch> {
-        let expired: Vec<u64> = self
-            .open
-            .iter()
-            .filter(|(_, b)| b.deadline <= now)
-            .map(|(site, _)| *site)
-            .collect();
-        expired
-            .into_iter()
-            .filter_map(|site| self.close(site))
-            .collect()
+    /// Closes every open batch into one, each site's rows together.
+    fn close_all(&mut self) -> Option<Batch> {
+        if self.open.is_empty() {
+            return None;
+        }
+        let mut open: Vec<(u64, OpenBatch)> = self.open.drain().collect();
+        open.sort_unstable_by_key(|(site_id, _)| *site_id);
+        let mut batch = Batch {
+            rows: 0,
+            sites: open.len(),
+            segments: Vec::new(),
+            reservations: Vec::new(),
+        };
+        for (_, site) in open {
+            batch.rows += site.rows;
+            batch.segments.extend(site.segments);
+            batch.reservations.extend(site.reservations);
+        }
+        Some(batch)
     }
 
-    fn close(&mut self, site_id: u64) -> Option<Batch> {
-        let open = self.open.remove(&site_id)?;
-        // The reservations go with the batch's bytes and are released when
-        // `store` returns and the batch is dropped.
-        let OpenBatch {
-            rows,
-            data,
-            reservations,
-            ..
-        } = open;
-        Some(Batch {
-            site_id,
-            rows,
-            data: Bytes::from(data),
-            _reservations: reservations,
-        })
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.open.values().map(|b| b.deadline).min()
+    /// When the thread must flush next, if it holds any batch. Arriving
+    /// chunks push the quiet time back; the loop then looks again.
+    fn next_due(&self) -> Option<Instant> {
+        let (quiet_since, early_age) = (self.last_input + QUIET, self.early_age());
+        self.open
+            .values()
+            .map(|b| b.due(quiet_since, early_age))
+            .min()
     }
 
     fn jittered_age(&mut self) -> Duration {
@@ -302,5 +345,104 @@ impl Batcher {
         let max_jitter = self.limits.max_age / 10;
         let nanos = max_jitter.as_nanos().max(1) as u64;
         self.limits.max_age - Duration::from_nanos(x % nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: BatchLimits = BatchLimits {
+        max_rows: 100,
+        max_bytes: 3 * SEGMENT_BYTES,
+        max_age: Duration::from_secs(2),
+    };
+
+    fn budget() -> Budget {
+        Budget::new(64 << 20, IntGauge::new("budget", "test").unwrap())
+    }
+
+    fn chunk(budget: &Budget, site_id: u64, rows: u64, fill: u8, bytes: usize) -> Chunk {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        Chunk {
+            site_id,
+            rows,
+            data: vec![fill; bytes],
+            reservation: runtime.block_on(budget.reserve(bytes)),
+        }
+    }
+
+    #[test]
+    fn a_flush_takes_every_site_each_in_one_piece() {
+        let budget = budget();
+        let mut batcher = Batcher::new(LIMITS, 1);
+        assert!(!batcher.add(chunk(&budget, 9, 2, b'a', 10)));
+        assert!(!batcher.add(chunk(&budget, 3, 1, b'b', 5)));
+        assert!(!batcher.add(chunk(&budget, 9, 3, b'c', 7)));
+        let batch = batcher.close_all().unwrap();
+        assert_eq!((batch.rows, batch.sites), (6, 2));
+        // Site 3 first, then site 9's two chunks, back to back.
+        let bytes: Vec<u8> = batch.segments.concat();
+        assert_eq!(bytes, [&[b'b'; 5][..], &[b'a'; 10], &[b'c'; 7]].concat());
+        assert!(batcher.open.is_empty() && batcher.close_all().is_none());
+        // The budget comes back once the batch is gone.
+        assert_eq!(budget.gauge.get(), 22);
+        drop(batch);
+        assert_eq!(budget.gauge.get(), 0);
+    }
+
+    #[test]
+    fn a_site_at_its_row_or_byte_limit_is_full() {
+        let budget = budget();
+        let mut batcher = Batcher::new(LIMITS, 1);
+        assert!(!batcher.add(chunk(&budget, 1, 99, 0, 10)));
+        assert!(batcher.add(chunk(&budget, 1, 1, 0, 10)));
+        let mut batcher = Batcher::new(LIMITS, 1);
+        assert!(!batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
+        assert!(!batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
+        assert!(batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
+    }
+
+    #[test]
+    fn chunks_never_span_segments() {
+        let budget = budget();
+        let mut batcher = Batcher::new(LIMITS, 1);
+        let third = SEGMENT_BYTES / 3 + 1;
+        for fill in 0..5 {
+            batcher.add(chunk(&budget, 4, 1, fill, third));
+        }
+        // Two chunks fit a segment; a chunk larger than a segment gets its own.
+        batcher.add(chunk(&budget, 4, 1, 9, SEGMENT_BYTES + 1));
+        let batch = batcher.close_all().unwrap();
+        let lengths: Vec<usize> = batch.segments.iter().map(Vec::len).collect();
+        assert_eq!(lengths, [2 * third, 2 * third, third, SEGMENT_BYTES + 1]);
+    }
+
+    #[test]
+    fn due_at_the_age_or_early_once_the_input_is_quiet() {
+        let budget = budget();
+        let mut batcher = Batcher::new(LIMITS, 7);
+        assert_eq!(batcher.next_due(), None);
+        batcher.add(chunk(&budget, 5, 1, 0, 1));
+        batcher.last_input = Instant::now();
+        let opened = batcher.open[&5].opened;
+        let deadline = batcher.open[&5].deadline;
+        // The age, less at most 10 % jitter.
+        assert!(deadline <= opened + LIMITS.max_age);
+        assert!(deadline >= opened + LIMITS.max_age - LIMITS.max_age / 10);
+        // Input keeps arriving: due at the deadline.
+        batcher.last_input = opened + Duration::from_secs(5);
+        assert_eq!(batcher.next_due(), Some(deadline));
+        // Quiet since soon after it opened: due at a quarter of the age.
+        batcher.last_input = opened;
+        assert_eq!(batcher.next_due(), Some(opened + LIMITS.max_age / 4));
+        // Quiet only from later on: due when the quiet begins.
+        batcher.last_input = opened + Duration::from_millis(800);
+        assert_eq!(
+            batcher.next_due(),
+            Some(opened + Duration::from_millis(1000))
+        );
     }
 }

@@ -53,7 +53,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ECSTATIC_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
     pub spool_max_bytes: u64,
 
-    /// A site's batch is inserted when it holds this many rows...
+    /// A site's batch is full at this many rows (a full batch flushes its
+    /// batcher thread: every batch the thread holds goes out as one insert)...
     #[arg(long, env = "ECSTATIC_BATCH_ROWS", default_value_t = 100_000)]
     pub batch_rows: usize,
 
@@ -61,8 +62,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ECSTATIC_BATCH_BYTES", default_value_t = 16 << 20)]
     pub batch_bytes: usize,
 
-    /// ...or when its oldest row has waited this long (milliseconds; a
-    /// little jitter is added so that sites do not flush in lock step).
+    /// ...and due when its oldest row has waited this long (milliseconds,
+    /// less a little jitter), or a quarter of it once the input pauses.
     #[arg(long, env = "ECSTATIC_BATCH_AGE_MS", default_value_t = 2_000)]
     pub batch_age_ms: u64,
 

@@ -9,12 +9,13 @@
 //! replayed the same way. Plain `MergeTree` on ClickHouse 18.16 has no insert
 //! de-duplication of its own, and this check works on every version.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use clickhouse::Compression;
+use clickhouse::insert_formatted::CompressedData;
 use ecstatic_store::{AccessRow, Store, StoreError};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REPLAY_INTERVAL: Duration = Duration::from_millis(500);
 /// An insert that has not finished in this time counts as failed.
 const INSERT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Size of the pieces an insert is compressed in: small enough that the
+/// compressed copies come from the allocator's reused pages.
+const COMPRESS_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -43,17 +47,21 @@ pub enum SinkError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("the insert did not finish within {0:?}")]
     Timeout(Duration),
-    #[error("a batch of site {site_id} holds bytes that are not RowBinary rows")]
-    Corrupt { site_id: u64 },
+    #[error("a batch holds bytes that are not RowBinary rows")]
+    Corrupt,
 }
 
-/// One site's rows, RowBinary-encoded, ready to store.
+/// Rows of one or more sites, RowBinary-encoded, ready to store as one
+/// insert.
 pub struct Batch {
-    pub site_id: u64,
     pub rows: u64,
-    pub data: Bytes,
+    /// How many sites' rows the batch holds.
+    pub sites: usize,
+    /// The rows, in buffers of whole rows (see [`super::batcher`] on why a
+    /// batch is not one buffer).
+    pub segments: Vec<Vec<u8>>,
     /// The memory this batch holds, given back when it is dropped.
-    pub _reservations: Vec<super::batcher::Reservation>,
+    pub reservations: Vec<super::batcher::Reservation>,
 }
 
 /// Where batches go.
@@ -116,10 +124,10 @@ impl Sink {
             if self.spool.is_empty() && self.insert_with_retries(batch).await.is_ok() {
                 return;
             }
-            match self.spool.write(batch.site_id, batch.rows, &batch.data) {
+            match self.spool.write(batch.rows, &batch.segments) {
                 Ok(()) => return,
                 Err(error @ SpoolError::Full { .. }) => {
-                    tracing::error!(error = %error, site_id = batch.site_id, rows = batch.rows,
+                    tracing::error!(error = %error, rows = batch.rows,
                         "cannot store or spool a batch; holding it in memory");
                 }
                 Err(error) => {
@@ -133,24 +141,28 @@ impl Sink {
 
     async fn insert_with_retries(&self, batch: &Batch) -> Result<(), SinkError> {
         let mut backoff = FIRST_BACKOFF;
-        let mut result = self
-            .insert(batch.site_id, batch.rows, batch.data.clone())
-            .await;
+        let mut result = self.insert(batch.rows, batch.sites, &batch.segments).await;
         for _ in 1..INSERT_ATTEMPTS {
             let Err(error) = &result else { break };
-            self.report("insert", batch.site_id, error);
+            self.report("insert", batch.rows, error);
             tokio::time::sleep(backoff).await;
             backoff *= 2;
-            result = self.insert_missing(batch.site_id, &batch.data).await;
+            result = self.insert_missing(&batch.segments).await;
         }
         if let Err(error) = &result {
-            self.report("insert", batch.site_id, error);
+            self.report("insert", batch.rows, error);
         }
         result
     }
 
-    /// Inserts `data` (whole RowBinary rows of one site) as one insert.
-    async fn insert(&self, site_id: u64, rows: u64, data: Bytes) -> Result<(), SinkError> {
+    /// Inserts `parts` (RowBinary rows of `sites` sites, one part after the
+    /// other) as one insert.
+    async fn insert<P: AsRef<[u8]>>(
+        &self,
+        rows: u64,
+        sites: usize,
+        parts: &[P],
+    ) -> Result<(), SinkError> {
         let store = self.ready_store().await?;
         let started = Instant::now();
         let sql = format!("INSERT INTO {} FORMAT RowBinary", store.access_table());
@@ -159,7 +171,13 @@ impl Sink {
             .insert_formatted_with(sql)
             .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
         let outcome = async {
-            insert.send(data).await?;
+            // Compressed piece by piece from our buffers, which stay ours to
+            // reuse; the pieces are LZ4 blocks of ClickHouse's framing, and a
+            // row may run across two of them.
+            for piece in parts.iter().flat_map(|p| p.as_ref().chunks(COMPRESS_BYTES)) {
+                let compressed = CompressedData::new(piece, Compression::Lz4)?;
+                insert.send_compressed(compressed).await?;
+            }
             insert.end().await
         };
         tokio::time::timeout(INSERT_TIMEOUT, outcome)
@@ -170,40 +188,51 @@ impl Sink {
             .observe(started.elapsed().as_secs_f64());
         self.metrics.rows_inserted.inc_by(rows);
         self.metrics.batches_inserted.inc();
-        tracing::debug!(site_id, rows, "inserted a batch");
+        tracing::debug!(rows, sites, "inserted a batch");
         Ok(())
     }
 
-    /// Inserts the rows of `data` whose request ids the site does not have
-    /// yet in the batch's time range.
-    async fn insert_missing(&self, site_id: u64, data: &[u8]) -> Result<(), SinkError> {
-        let rows = decode_rows(site_id, data)?;
+    /// Inserts the rows of `parts` whose request ids their sites do not
+    /// have yet in the batch's time range.
+    async fn insert_missing<P: AsRef<[u8]>>(&self, parts: &[P]) -> Result<(), SinkError> {
+        let rows = decode_rows(parts)?;
         let (Some(first), Some(last)) = (
             rows.iter().map(|r| r.time).min(),
             rows.iter().map(|r| r.time).max(),
         ) else {
             return Ok(());
         };
+        let sites: BTreeSet<u64> = rows.iter().map(|r| r.site_id).collect();
+        // Site ids are numbers: safe to splice into the statement.
+        let site_list = sites
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let store = self.ready_store().await?;
         let sql = format!(
-            "SELECT request_id FROM {} WHERE site_id = ? AND time >= toDateTime(?) \
-             AND time <= toDateTime(?)",
+            "SELECT site_id, request_id FROM {} WHERE site_id IN ({site_list}) \
+             AND time >= toDateTime(?) AND time <= toDateTime(?)",
             store.access_table()
         );
-        let stored: HashSet<String> = store
+        let mut stored: HashMap<u64, HashSet<String>> = HashMap::new();
+        for (site_id, request_id) in store
             .client()
             .query(&sql)
-            .bind(site_id)
             .bind(first)
             .bind(last)
-            .fetch_all::<String>()
+            .fetch_all::<(u64, String)>()
             .await?
-            .into_iter()
-            .collect();
-        let mut missing = Vec::with_capacity(data.len());
+        {
+            stored.entry(site_id).or_default().insert(request_id);
+        }
+        let mut missing = Vec::new();
         let mut kept = 0u64;
         for row in &rows {
-            if row.request_id.is_empty() || !stored.contains(&row.request_id) {
+            let known = stored
+                .get(&row.site_id)
+                .is_some_and(|ids| ids.contains(&row.request_id));
+            if row.request_id.is_empty() || !known {
                 row.as_ref().encode_row_binary(&mut missing);
                 kept += 1;
             }
@@ -211,16 +240,12 @@ impl Sink {
         let skipped = rows.len() as u64 - kept;
         if skipped > 0 {
             self.metrics.rows_deduplicated.inc_by(skipped);
-            tracing::info!(
-                site_id,
-                skipped,
-                "a retried batch had been stored in part or whole"
-            );
+            tracing::info!(skipped, "a retried batch had been stored in part or whole");
         }
         if kept == 0 {
             return Ok(());
         }
-        self.insert(site_id, kept, Bytes::from(missing)).await
+        self.insert(kept, sites.len(), &[missing]).await
     }
 
     /// Replays spooled batches, oldest first, whenever ClickHouse takes them.
@@ -238,26 +263,22 @@ impl Sink {
                         break;
                     }
                 };
-                match self.insert_missing(batch.site_id, &data).await {
+                match self.insert_missing(&[data]).await {
                     Ok(()) => {
                         if let Err(error) = self.spool.remove(&batch) {
                             tracing::error!(path = %batch.path.display(), %error,
                                 "cannot delete a replayed batch");
                             break;
                         }
-                        tracing::info!(
-                            site_id = batch.site_id,
-                            rows = batch.rows,
-                            "replayed a spooled batch"
-                        );
+                        tracing::info!(rows = batch.rows, "replayed a spooled batch");
                     }
-                    Err(SinkError::Corrupt { site_id }) => {
-                        tracing::error!(path = %batch.path.display(), site_id,
+                    Err(SinkError::Corrupt) => {
+                        tracing::error!(path = %batch.path.display(),
                             "a spooled batch is corrupt; leaving it for an operator");
                         break;
                     }
                     Err(error) => {
-                        self.report("replay", batch.site_id, &error);
+                        self.report("replay", batch.rows, &error);
                         break;
                     }
                 }
@@ -269,12 +290,12 @@ impl Sink {
         }
     }
 
-    fn report(&self, stage: &'static str, site_id: u64, error: &SinkError) {
+    fn report(&self, stage: &'static str, rows: u64, error: &SinkError) {
         self.metrics.insert_errors.with_label_values(&[stage]).inc();
         if let Some(held_back) = self.errors.allow() {
             tracing::warn!(
                 stage,
-                site_id,
+                rows,
                 error = error_chain(error),
                 held_back,
                 "ClickHouse did not take a batch; retrying, then spooling"
@@ -283,11 +304,15 @@ impl Sink {
     }
 }
 
-fn decode_rows(site_id: u64, data: &[u8]) -> Result<Vec<AccessRow>, SinkError> {
-    let mut input = data;
+/// Decodes the rows of `parts`, each made of whole rows.
+fn decode_rows<P: AsRef<[u8]>>(parts: &[P]) -> Result<Vec<AccessRow>, SinkError> {
     let mut rows = Vec::new();
-    while !input.is_empty() {
-        rows.push(AccessRow::decode_row_binary(&mut input).ok_or(SinkError::Corrupt { site_id })?);
+    for part in parts {
+        let mut input = part.as_ref();
+        while !input.is_empty() {
+            let row = AccessRow::decode_row_binary(&mut input);
+            rows.push(row.ok_or(SinkError::Corrupt)?);
+        }
     }
     Ok(rows)
 }

@@ -1,7 +1,7 @@
 //! The spool: batches that could not be inserted wait here, on disk, until
 //! ClickHouse answers again, and are then replayed oldest first.
 //!
-//! One file per batch, named `<sequence>-<site>-<rows>.rowbin` and holding the
+//! One file per batch, named `<sequence>-<rows>.rowbin` and holding the
 //! batch's RowBinary bytes exactly as they would have been sent. A file is
 //! written under a temporary name, synced, then renamed, so a crash leaves
 //! either a whole batch or a `.tmp` file that the next start deletes.
@@ -24,7 +24,6 @@ use super::metrics::Metrics;
 pub struct SpooledBatch {
     pub path: PathBuf,
     pub sequence: u64,
-    pub site_id: u64,
     pub rows: u64,
     pub bytes: u64,
 }
@@ -79,12 +78,11 @@ impl Spool {
                 continue;
             }
             match parse_name(&path) {
-                Some((sequence, site_id, rows)) => {
+                Some((sequence, rows)) => {
                     let bytes = fs::metadata(&path).map_err(io_error)?.len();
                     batches.push(SpooledBatch {
                         path,
                         sequence,
-                        site_id,
                         rows,
                         bytes,
                     });
@@ -119,8 +117,8 @@ impl Spool {
     }
 
     /// Writes a batch; fails with [`SpoolError::Full`] when it does not fit.
-    pub fn write(&self, site_id: u64, rows: u64, data: &[u8]) -> Result<(), SpoolError> {
-        let len = data.len() as u64;
+    pub fn write<P: AsRef<[u8]>>(&self, rows: u64, parts: &[P]) -> Result<(), SpoolError> {
+        let len = parts.iter().map(|p| p.as_ref().len() as u64).sum::<u64>();
         {
             let state = self.state.lock().expect("spool lock");
             if state.used_bytes + len > self.max_bytes {
@@ -132,10 +130,8 @@ impl Spool {
             }
         }
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!("{sequence:020}-{site_id}-{rows}.rowbin"));
-        write_durably(&path, data).map_err(|source| SpoolError::Io {
+        let path = self.dir.join(format!("{sequence:020}-{rows}.rowbin"));
+        write_durably(&path, parts).map_err(|source| SpoolError::Io {
             dir: self.dir.clone(),
             source,
         })?;
@@ -144,7 +140,6 @@ impl Spool {
         let batch = SpooledBatch {
             path,
             sequence,
-            site_id,
             rows,
             bytes: len,
         };
@@ -204,10 +199,13 @@ impl Spool {
     }
 }
 
-fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes `parts`, one after the other, as the file `path`.
+fn write_durably<P: AsRef<[u8]>>(path: &Path, parts: &[P]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp)?;
-    file.write_all(data)?;
+    for part in parts {
+        file.write_all(part.as_ref())?;
+    }
     file.sync_all()?;
     fs::rename(&tmp, path)?;
     // The rename is durable only once the directory entry is.
@@ -217,16 +215,22 @@ fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn parse_name(path: &Path) -> Option<(u64, u64, u64)> {
+/// Sequence number and row count from a spool file's name:
+/// `<sequence>-<rows>.rowbin`, or `<sequence>-<site>-<rows>.rowbin` as
+/// written by versions that inserted one site at a time.
+fn parse_name(path: &Path) -> Option<(u64, u64)> {
     if path.extension()? != "rowbin" {
         return None;
     }
     let stem = path.file_stem()?.to_str()?;
-    let mut parts = stem.split('-');
-    let sequence = parts.next()?.parse().ok()?;
-    let site = parts.next()?.parse().ok()?;
-    let rows = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((sequence, site, rows))
+    let numbers: Vec<u64> = stem
+        .split('-')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [sequence, rows] | [sequence, _, rows] => Some((sequence, rows)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -234,11 +238,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_old_and_new() {
+        let name = |n: &str| parse_name(Path::new(n));
+        assert_eq!(name("00000000000000000003-25.rowbin"), Some((3, 25)));
+        // Written by versions that inserted one site at a time.
+        assert_eq!(name("00000000000000000004-1000-7.rowbin"), Some((4, 7)));
+        assert_eq!(name("00000000000000000004-7.tmp"), None);
+        assert_eq!(name("4-x.rowbin"), None);
+        assert_eq!(name("4.rowbin"), None);
+        assert_eq!(name("1-2-3-4.rowbin"), None);
+    }
+
+    #[test]
     fn batches_survive_a_reopen_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 1 << 20, Metrics::new()).unwrap();
-        spool.write(390, 2, b"first").unwrap();
-        spool.write(391, 1, b"second").unwrap();
+        spool.write(2, &[&b"fir"[..], &b"st"[..]]).unwrap();
+        spool.write(1, &[b"second"]).unwrap();
         fs::write(dir.path().join("00000000000000000009-1-1.tmp"), b"torn").unwrap();
         drop(spool);
 
@@ -247,12 +263,12 @@ mod tests {
         assert_eq!(metrics.spool_files.get(), 2);
         assert_eq!(metrics.spool_bytes.get(), 11);
         let first = spool.oldest().unwrap();
-        assert_eq!((first.site_id, first.rows), (390, 2));
+        assert_eq!(first.rows, 2);
         assert_eq!(spool.read(&first).unwrap(), b"first");
         spool.remove(&first).unwrap();
         let second = spool.oldest().unwrap();
         assert_eq!(spool.read(&second).unwrap(), b"second");
-        spool.write(7, 1, b"third").unwrap();
+        spool.write(1, &[b"third"]).unwrap();
         assert!(spool.oldest().unwrap().sequence < spool.state.lock().unwrap().batches[1].sequence);
         assert!(!dir.path().join("00000000000000000009-1-1.tmp").exists());
     }
@@ -262,8 +278,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Metrics::new();
         let spool = Spool::open(dir.path(), 8, metrics.clone()).unwrap();
-        spool.write(1, 1, b"12345").unwrap();
-        let err = spool.write(1, 1, b"6789").unwrap_err();
+        spool.write(1, &[b"12345"]).unwrap();
+        let err = spool.write(1, &[b"6789"]).unwrap_err();
         assert!(matches!(
             err,
             SpoolError::Full {
