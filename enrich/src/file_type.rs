@@ -63,7 +63,7 @@ const MAX_EXTENSION_BYTES: usize = 11;
 /// - A known extension of another kind gives that kind; anything else is
 ///   `Other` (including a name that is only an extension, like `/.env`).
 pub fn file_type(path: &str) -> FileType {
-    let end = path.find(['?', '#', ';']).unwrap_or(path.len());
+    let end = memchr::memchr3(b'?', b'#', b';', path.as_bytes()).unwrap_or(path.len());
     let path = &path[..end];
     let name = match memchr::memrchr(b'/', path.as_bytes()) {
         Some(i) => &path[i + 1..],

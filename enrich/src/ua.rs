@@ -61,6 +61,19 @@ pub struct UaClass {
     pub os: String,
     pub device: Device,
     pub is_bot: bool,
+    /// 128-bit SipHash-1-3 of the agent (cut to [`MAX_UA_BYTES`]) under a
+    /// fixed key, computed with the class: callers fold the agent into
+    /// their own keyed hashes (the visitor id) from these 16 bytes instead
+    /// of reading the agent again for every record.
+    pub fingerprint: u128,
+}
+
+/// The [`UaClass::fingerprint`] of `agent` (already cut).
+fn fingerprint(agent: &str) -> u128 {
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(0x6563_7374_6174_6963, 0x7561);
+    hasher.write(agent.as_bytes());
+    siphasher::sip128::Hasher128::finish128(&hasher).as_u128()
 }
 
 /// The compiled rules: built once per process, shared by every classifier.
@@ -168,6 +181,7 @@ impl UaClassifier {
             os: os.to_owned(),
             device,
             is_bot,
+            fingerprint: fingerprint(agent),
         }
     }
 }
@@ -185,6 +199,7 @@ fn unknown() -> UaClass {
         os: UNKNOWN.to_owned(),
         device: Device::Other,
         is_bot: false,
+        fingerprint: fingerprint(""),
     }
 }
 

@@ -93,9 +93,18 @@ fn host_of(authority: &str) -> &str {
 /// literal comes without brackets. Borrows when the host is already lower
 /// case.
 pub fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
-    let parts = split_url(referer);
-    let host = parts.host;
-    if parts.scheme.is_empty() || host.is_empty() || !host.chars().all(is_host_char) {
+    // Only the authority matters: no need to split the (often long) rest
+    // of the referer as `split_url` would.
+    let end = scheme_end(referer)?;
+    let after = &referer[end + 3..];
+    let stop = memchr::memchr3(b'/', b'?', b'#', after.as_bytes()).unwrap_or(after.len());
+    let host = host_of(&after[..stop]);
+    let valid = if host.is_ascii() {
+        host.bytes().all(is_host_byte)
+    } else {
+        host.chars().all(is_host_char)
+    };
+    if host.is_empty() || !valid {
         return None;
     }
     if host.is_ascii() {
@@ -112,6 +121,11 @@ pub fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
     } else {
         Some(Cow::Owned(lower))
     }
+}
+
+/// [`is_host_char`] for ASCII.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b)
 }
 
 /// Characters of a registered name, an IP literal or an internationalised

@@ -18,9 +18,14 @@
 //!   `day` is the access time in days since the epoch. The salt is derived,
 //!   never stored, and `visitor_key` never leaves the process, so a stored
 //!   `visitor` can be linked to an IP neither later nor across days. An
-//!   IPv4-mapped IPv6 address hashes as its IPv4 address.
+//!   IPv4-mapped IPv6 address hashes as its IPv4 address. The agent enters
+//!   the hash as its 128-bit fingerprint, computed once per distinct agent
+//!   with its class, and each thread keeps the salt of the day it last saw:
+//!   per record, the hash reads about 40 bytes instead of the whole agent
+//!   (agents longer than `MAX_UA_BYTES`, 512, count by their first 512).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::hash::Hasher;
 use std::net::IpAddr;
 
@@ -77,6 +82,7 @@ impl Enricher {
     /// agent class and from stack buffers without allocating.
     pub fn with_row<R>(&self, raw: &RawAccess<'_>, f: impl FnOnce(&AccessRowRef<'_>) -> R) -> R {
         let class = self.classifier.classify(&raw.user_agent);
+        let visitor = self.visitor_of(raw, class.fingerprint);
         let mut host_buf = [0u8; HOST_STACK_BYTES];
         let host = lower_host(bare_host(&raw.host), &mut host_buf);
         let path = url_path(&raw.path_and_query);
@@ -104,17 +110,19 @@ impl Enricher {
             device: class.device.as_str(),
             file_type: file_type(path).as_str(),
             is_bot: u8::from(class.is_bot),
-            visitor: self.visitor(raw),
+            visitor,
         };
         f(&row)
     }
 
     /// The `visitor` column (see the module documentation).
     pub fn visitor(&self, raw: &RawAccess<'_>) -> u64 {
-        let mut salt = SipHasher13x128::new_with_key(&self.visitor_key);
-        salt.write_u64(raw.timestamp_ms / MS_PER_DAY);
-        let salt = salt.finish128().as_bytes();
+        let class = self.classifier.classify(&raw.user_agent);
+        self.visitor_of(raw, class.fingerprint)
+    }
 
+    fn visitor_of(&self, raw: &RawAccess<'_>, agent_fingerprint: u128) -> u64 {
+        let salt = self.salt(raw.timestamp_ms / MS_PER_DAY);
         let mut hasher = SipHasher13::new_with_key(&salt);
         match raw.remote_ip.map(|ip| ip.to_canonical()) {
             None => hasher.write_u8(0),
@@ -127,11 +135,40 @@ impl Enricher {
                 hasher.write(&ip.octets());
             }
         }
-        hasher.write(raw.user_agent.as_bytes());
-        // 0xFF never occurs in UTF-8: ends the agent unambiguously.
-        hasher.write_u8(0xFF);
+        hasher.write_u128(agent_fingerprint);
         hasher.write_u64(raw.pull_zone_id);
         hasher.finish()
+    }
+
+    /// The salt of `day`: derived once per thread and day, not per record.
+    fn salt(&self, day: u64) -> [u8; 16] {
+        /// The last salt derived on a thread, and what it was derived from.
+        #[derive(Clone, Copy)]
+        struct DaySalt {
+            key: [u8; 16],
+            day: u64,
+            salt: [u8; 16],
+        }
+        thread_local! {
+            static LAST: Cell<Option<DaySalt>> = const { Cell::new(None) };
+        }
+        LAST.with(|last| {
+            if let Some(cached) = last.get()
+                && cached.day == day
+                && cached.key == self.visitor_key
+            {
+                return cached.salt;
+            }
+            let mut hasher = SipHasher13x128::new_with_key(&self.visitor_key);
+            hasher.write_u64(day);
+            let salt = hasher.finish128().as_bytes();
+            last.set(Some(DaySalt {
+                key: self.visitor_key,
+                day,
+                salt,
+            }));
+            salt
+        })
     }
 }
 
@@ -164,9 +201,8 @@ fn lower_host<'a>(host: &'a str, buf: &'a mut [u8; HOST_STACK_BYTES]) -> Cow<'a,
 
 /// The path of `path_and_query`: up to `?` or `#`, `/` when empty.
 fn url_path(path_and_query: &str) -> &str {
-    let end = path_and_query
-        .find(['?', '#'])
-        .unwrap_or(path_and_query.len());
+    let end =
+        memchr::memchr2(b'?', b'#', path_and_query.as_bytes()).unwrap_or(path_and_query.len());
     match &path_and_query[..end] {
         "" => "/",
         path => path,
@@ -189,6 +225,31 @@ mod tests {
         assert_eq!(bare_host("[2001:db8::1]:80"), "[2001:db8::1]");
         let long = "A".repeat(300);
         assert_eq!(lower_host(&long, &mut buf), "a".repeat(300));
+    }
+
+    #[test]
+    fn visitor_salt_follows_the_key_and_the_day() {
+        let line = "HIT|200|1764845700001|1|390|198.51.100.7|-|https://a.example/|WA|UA/1|id|DE";
+        let raw = crate::parse_message(line.as_bytes(), crate::BodyFormat::Pipe).unwrap();
+        let next_day = RawAccess {
+            timestamp_ms: raw.timestamp_ms + MS_PER_DAY,
+            ..raw.clone()
+        };
+        let enricher = |key| {
+            Enricher::new(EnricherConfig {
+                ua_cache_capacity: 4,
+                visitor_key: [key; 16],
+            })
+        };
+        let (a, b) = (enricher(1), enricher(2));
+        // Alternating keys and days on one thread: the cached salt never
+        // leaks from one to the other.
+        let first = a.visitor(&raw);
+        assert_ne!(b.visitor(&raw), first);
+        assert_ne!(a.visitor(&next_day), first);
+        assert_eq!(a.visitor(&raw), first);
+        assert_eq!(a.with_row(&raw, |row| row.visitor), first);
+        assert_eq!(enricher(1).visitor(&raw), first);
     }
 
     #[test]
