@@ -174,13 +174,14 @@ impl Enricher {
 
 /// The host without `user:password@` and without `:port`.
 fn bare_host(authority: &str) -> &str {
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let host = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
+        return memchr::memchr(b']', host.as_bytes()).map_or(host, |end| &host[..=end]);
     }
-    host.split_once(':').map_or(host, |(host, _)| host)
+    memchr::memchr(b':', host.as_bytes()).map_or(host, |end| &host[..end])
 }
 
 /// Lower-cases ASCII in `host`, on the stack when it fits; borrows when
