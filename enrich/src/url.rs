@@ -99,19 +99,25 @@ pub fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
     let after = &referer[end + 3..];
     let stop = memchr::memchr3(b'/', b'?', b'#', after.as_bytes()).unwrap_or(after.len());
     let host = host_of(&after[..stop]);
-    let valid = if host.is_ascii() {
-        host.bytes().all(is_host_byte)
-    } else {
-        host.chars().all(is_host_char)
-    };
-    if host.is_empty() || !valid {
+    if host.is_empty() {
         return None;
     }
     if host.is_ascii() {
-        if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Some(Cow::Owned(host.to_ascii_lowercase()));
+        // One branch-free pass for both questions: hosts are short and
+        // this runs for every record with a referer.
+        let (mut valid, mut upper) = (true, false);
+        for &b in host.as_bytes() {
+            valid &= HOST_BYTES[usize::from(b)];
+            upper |= b.is_ascii_uppercase();
         }
-        return Some(Cow::Borrowed(host));
+        return match (valid, upper) {
+            (false, _) => None,
+            (true, false) => Some(Cow::Borrowed(host)),
+            (true, true) => Some(Cow::Owned(host.to_ascii_lowercase())),
+        };
+    }
+    if !host.chars().all(is_host_char) {
+        return None;
     }
     // Rare: an internationalised host. Unicode case mapping has title-case
     // and multi-character cases, so compare the result instead of guessing.
@@ -123,8 +129,30 @@ pub fn referrer_host(referer: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// [`is_host_char`] for each ASCII byte, as a table.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = is_host_ascii(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Characters of a registered name, an IP literal or an internationalised
+/// host name: RFC 3986's unreserved and sub-delims, `%`, `:` (IPv6) and any
+/// non-ASCII letter.
+fn is_host_char(c: char) -> bool {
+    if c.is_ascii() {
+        is_host_ascii(c as u8)
+    } else {
+        !c.is_control() && !c.is_whitespace()
+    }
+}
+
 /// [`is_host_char`] for ASCII.
-fn is_host_byte(b: u8) -> bool {
+const fn is_host_ascii(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -145,13 +173,4 @@ fn is_host_byte(b: u8) -> bool {
                 | b'='
                 | b':'
         )
-}
-
-/// Characters of a registered name, an IP literal or an internationalised
-/// host name: RFC 3986's unreserved and sub-delims, `%`, `:` (IPv6) and any
-/// non-ASCII letter.
-fn is_host_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || "-._~%!$&'()*+,;=:".contains(c)
-        || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
 }
