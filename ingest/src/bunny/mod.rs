@@ -34,7 +34,9 @@ pub enum BodyFormat {
 /// Parses a message body (the syslog MSG, or a bare line) into a record.
 pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<RawAccess<'_>, Rejection> {
     let body = strip_bom(body);
-    match std::str::from_utf8(body) {
+    // simdutf8's `basic` check answers only valid or not, which is all we
+    // ask, two to three times as fast as std's on lines like these.
+    match simdutf8::basic::from_utf8(body) {
         Ok(text) => parse_text(text, format),
         Err(_) => parse_lossy(body, format),
     }
