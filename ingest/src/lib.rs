@@ -33,6 +33,7 @@ pub use reject::{Reason, Rejection};
 ///
 /// The record borrows from `frame`; nothing is copied for valid UTF-8
 /// bodies without JSON escapes.
+#[inline]
 pub fn parse_message(frame: &[u8], format: BodyFormat) -> Result<RawAccess<'_>, Rejection> {
     let (_, body) = syslog::split_frame(frame)?;
     bunny::parse_body(body, format)

@@ -32,6 +32,7 @@ pub enum BodyFormat {
 }
 
 /// Parses a message body (the syslog MSG, or a bare line) into a record.
+#[inline]
 pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<RawAccess<'_>, Rejection> {
     let body = strip_bom(body);
     // simdutf8's `basic` check answers only valid or not, which is all we
@@ -49,6 +50,7 @@ fn parse_lossy(body: &[u8], format: BodyFormat) -> Result<RawAccess<'static>, Re
     parse_text(&text, format).map(RawAccess::into_owned)
 }
 
+#[inline]
 fn parse_text(text: &str, format: BodyFormat) -> Result<RawAccess<'_>, Rejection> {
     match format {
         BodyFormat::Auto if text.starts_with('{') => json::parse_json(text),
