@@ -29,9 +29,9 @@
 //! - **Device**: derived from tokens (`iPad`, `Mobi`, `iPhone`, …) and the
 //!   OS family, not from uap's 600-rule device parser, which would cost more
 //!   than the browser and OS together.
-//! - **Cache**: [`UaClassifier::classify`] keeps one `Arc<UaClass>` per
-//!   distinct (cut) agent in a bounded `quick_cache`; a hit is a hash, a
-//!   comparison and a reference-count increment, with no allocation (tested
+//! - **Cache**: [`UaClassifier::classify`] keeps one `UaClass` (`Copy`, its
+//!   names interned) per distinct (cut) agent in a bounded `quick_cache`; a
+//!   hit is a hash, a comparison and a copy, with no allocation (tested
 //!   with a counting allocator).
 //!
 //! Measured on the corpora vendored in `testdata/ua` (`cargo test -p

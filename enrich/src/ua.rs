@@ -1,6 +1,7 @@
 //! User-agent classification: browser, OS, device and the bot flag.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 
 use quick_cache::sync::Cache;
 use serde::Deserialize;
@@ -55,10 +56,14 @@ impl Device {
 /// `browser` and `os` are uap-core family names (`Chrome`, `Mobile Safari`,
 /// `iOS`, `Mac OS X`, …), `Other` when unknown. `is_bot` implies
 /// `device == Device::Bot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Copy`, with the names interned (see [`intern`]): the cache stores the
+/// class inline, and a hit copies it out with no allocation, no reference
+/// count and no further pointer to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UaClass {
-    pub browser: String,
-    pub os: String,
+    pub browser: &'static str,
+    pub os: &'static str,
     pub device: Device,
     pub is_bot: bool,
     /// 128-bit SipHash-1-3 of the agent (cut to [`MAX_UA_BYTES`]) under a
@@ -121,10 +126,10 @@ impl Rules {
 pub struct UaClassifier {
     rules: &'static Rules,
     /// The answer for an empty or `-` agent, handed out without a lookup.
-    unknown: Arc<UaClass>,
+    unknown: UaClass,
     /// Keyed by the agent cut to [`MAX_UA_BYTES`]; looked up by `&str`, so a
     /// hit neither allocates nor copies the key.
-    cache: Cache<Box<str>, Arc<UaClass>>,
+    cache: Cache<Box<str>, UaClass>,
 }
 
 impl UaClassifier {
@@ -137,22 +142,22 @@ impl UaClassifier {
     pub fn new(cache_capacity: usize) -> Self {
         UaClassifier {
             rules: Rules::get(),
-            unknown: Arc::new(unknown()),
+            unknown: unknown(),
             cache: Cache::new(cache_capacity.max(1)),
         }
     }
 
     /// Classifies an agent, answering from the cache when it can.
-    pub fn classify(&self, user_agent: &str) -> Arc<UaClass> {
+    pub fn classify(&self, user_agent: &str) -> UaClass {
         let agent = cut(user_agent);
         if is_absent(agent) {
-            return Arc::clone(&self.unknown);
+            return self.unknown;
         }
         if let Some(hit) = self.cache.get(agent) {
             return hit;
         }
-        let class = Arc::new(self.classify_cut(agent));
-        self.cache.insert(agent.into(), Arc::clone(&class));
+        let class = self.classify_cut(agent);
+        self.cache.insert(agent.into(), class);
         class
     }
 
@@ -177,8 +182,8 @@ impl UaClassifier {
         };
 
         UaClass {
-            browser: browser.as_deref().map_or(UNKNOWN, family_name).to_owned(),
-            os: os.to_owned(),
+            browser: intern(browser.as_deref().map_or(UNKNOWN, family_name)),
+            os: intern(os),
             device,
             is_bot,
             fingerprint: fingerprint(agent),
@@ -195,12 +200,51 @@ fn is_absent(agent: &str) -> bool {
 /// The class of a missing agent: unknown browser and OS, `other` device.
 fn unknown() -> UaClass {
     UaClass {
-        browser: UNKNOWN.to_owned(),
-        os: UNKNOWN.to_owned(),
+        browser: UNKNOWN,
+        os: UNKNOWN,
         device: Device::Other,
         is_bot: false,
         fingerprint: fingerprint(""),
     }
+}
+
+/// Most distinct family names interned, and most bytes they may take.
+const MAX_NAMES: usize = 16_384;
+const MAX_NAME_BYTES: usize = 1 << 20;
+
+/// The process's copy of a family name, kept for the life of the process.
+///
+/// A few hundred names occur in practice, but uap-core's templates can echo
+/// text from the agent (`$1`), so hostile agents could mint names without
+/// end: past [`MAX_NAMES`] names or [`MAX_NAME_BYTES`] bytes, a new name
+/// reads `Other`. Only a cache miss comes here.
+fn intern(name: &str) -> &'static str {
+    struct Names {
+        set: HashSet<&'static str>,
+        bytes: usize,
+    }
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
+    if name == UNKNOWN {
+        return UNKNOWN;
+    }
+    let names = NAMES.get_or_init(|| {
+        Mutex::new(Names {
+            set: HashSet::new(),
+            bytes: 0,
+        })
+    });
+    // A panic cannot leave the set half-updated: take it even if poisoned.
+    let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&known) = names.set.get(name) {
+        return known;
+    }
+    if names.set.len() >= MAX_NAMES || names.bytes + name.len() > MAX_NAME_BYTES {
+        return UNKNOWN;
+    }
+    let kept: &'static str = Box::leak(name.into());
+    names.set.insert(kept);
+    names.bytes += name.len();
+    kept
 }
 
 /// uap-core says `Other` itself when it knows nothing; an empty family (a
@@ -267,5 +311,19 @@ fn device(agent: &str, os: &str) -> Device {
             Device::Desktop
         }
         _ => Device::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_names_are_shared() {
+        let first = intern(&String::from("Some Browser"));
+        let again = intern(&String::from("Some Browser"));
+        assert!(std::ptr::eq(first, again));
+        assert_eq!(first, "Some Browser");
+        assert_eq!(intern("Other"), UNKNOWN);
     }
 }

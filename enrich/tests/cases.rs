@@ -7,7 +7,7 @@ fn classify(agent: &str) -> UaClass {
     let classifier = UaClassifier::new(16);
     let cached = classifier.classify(agent);
     let uncached = classifier.classify_uncached(agent);
-    assert_eq!(*cached, uncached, "{agent}");
+    assert_eq!(cached, uncached, "{agent}");
     uncached
 }
 
@@ -198,7 +198,7 @@ fn classifier_is_shared_between_threads() {
             s.spawn(|| {
                 for agent in agents.iter().cycle().take(200) {
                     assert_eq!(
-                        *classifier.classify(agent),
+                        classifier.classify(agent),
                         classifier.classify_uncached(agent)
                     );
                 }

@@ -80,8 +80,8 @@ proptest! {
         let first = classifier().classify(&agent);
         let again = classifier().classify(&agent);
         let uncached = classifier().classify_uncached(&agent);
-        prop_assert_eq!(&*first, &uncached);
-        prop_assert_eq!(&*again, &uncached);
+        prop_assert_eq!(first, uncached);
+        prop_assert_eq!(again, uncached);
         prop_assert_eq!(uncached.is_bot, uncached.device == ecstatic_enrich::Device::Bot);
     }
 

@@ -106,7 +106,7 @@ fn uap_agreement(path: &str, family_of: fn(&UaClass) -> &str) -> f64 {
 
 #[test]
 fn browser_family_agrees_with_uap_core_tests() {
-    let agreement = uap_agreement("uap-core/test_ua.jsonl.gz", |c| &c.browser);
+    let agreement = uap_agreement("uap-core/test_ua.jsonl.gz", |c| c.browser);
     assert!(
         agreement >= 95.0,
         "browser agreement {agreement:.2} % is below 95 %"
@@ -115,7 +115,7 @@ fn browser_family_agrees_with_uap_core_tests() {
 
 #[test]
 fn os_family_agrees_with_uap_core_tests() {
-    let agreement = uap_agreement("uap-core/test_os.jsonl.gz", |c| &c.os);
+    let agreement = uap_agreement("uap-core/test_os.jsonl.gz", |c| c.os);
     assert!(
         agreement >= 95.0,
         "OS agreement {agreement:.2} % is below 95 %"
@@ -286,8 +286,8 @@ fn device_agrees_with_intoli_device_category() {
 /// the 12,500 agents of pgts_browser_list, plus additional_os_tests).
 #[test]
 fn families_agree_with_uap_core_extra_suites() {
-    let browser = uap_agreement("uap-core/test_resources_ua.jsonl.gz", |c| &c.browser);
-    let os = uap_agreement("uap-core/test_resources_os.jsonl.gz", |c| &c.os);
+    let browser = uap_agreement("uap-core/test_resources_ua.jsonl.gz", |c| c.browser);
+    let os = uap_agreement("uap-core/test_resources_os.jsonl.gz", |c| c.os);
     assert!(
         browser >= 95.0,
         "browser agreement {browser:.2} % is below 95 %"
