@@ -166,18 +166,17 @@ fn bad_number(field: &'static str, text: &[u8], what: &str) -> Rejection {
     Rejection::field(Reason::BadNumber, field).with_detail(format!("`{shown}` {what}"))
 }
 
-/// Checks the range rules shared by both body formats.
-pub(crate) fn validate(record: &RawAccess<'_>) -> Result<(), Rejection> {
-    check_status(u64::from(record.status))?;
-    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&record.timestamp_ms) {
+/// Checks the range rules shared by both body formats (the status is
+/// checked as it is parsed).
+pub(crate) fn check_ranges(timestamp_ms: u64, pull_zone_id: u64) -> Result<(), Rejection> {
+    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&timestamp_ms) {
         return Err(
             Rejection::field(Reason::BadTimestamp, "timestamp_ms").with_detail(format!(
-                "{} ms is outside 2000-01-01 to 2106-02-07",
-                record.timestamp_ms
+                "{timestamp_ms} ms is outside 2000-01-01 to 2106-02-07"
             )),
         );
     }
-    if record.pull_zone_id == 0 {
+    if pull_zone_id == 0 {
         return Err(Rejection::field(Reason::ZeroSite, "pull_zone_id"));
     }
     Ok(())
@@ -432,16 +431,15 @@ mod tests {
 
     #[test]
     fn timestamp_bounds_are_inclusive() {
-        let mut record = RawAccess {
-            status: 200,
-            pull_zone_id: 1,
-            ..RawAccess::default()
-        };
-        record.timestamp_ms = MIN_TIMESTAMP_MS;
-        assert!(validate(&record).is_ok());
-        record.timestamp_ms = MAX_TIMESTAMP_MS;
-        assert!(validate(&record).is_ok());
-        record.timestamp_ms = MAX_TIMESTAMP_MS + 1;
-        assert_eq!(validate(&record).unwrap_err().reason, Reason::BadTimestamp);
+        assert!(check_ranges(MIN_TIMESTAMP_MS, 1).is_ok());
+        assert!(check_ranges(MAX_TIMESTAMP_MS, 1).is_ok());
+        let late = check_ranges(MAX_TIMESTAMP_MS + 1, 1).unwrap_err();
+        assert_eq!(late.reason, Reason::BadTimestamp);
+        let early = check_ranges(MIN_TIMESTAMP_MS - 1, 1).unwrap_err();
+        assert_eq!(early.reason, Reason::BadTimestamp);
+        assert_eq!(
+            check_ranges(MIN_TIMESTAMP_MS, 0).unwrap_err().reason,
+            Reason::ZeroSite
+        );
     }
 }

@@ -107,13 +107,19 @@ pub fn parse_json(body: &str) -> Result<RawAccess<'_>, Rejection> {
     };
     let remote_ip = optional_text(access.remote_ip);
 
-    let record = RawAccess {
+    let status = record::check_status(required_u64(access.status, "Status")?)?;
+    let timestamp_ms = required_u64(access.timestamp, "Timestamp")?;
+    let bytes_sent = required_u64(access.bytes_sent, "BytesSent")?;
+    let pull_zone_id = required_u64(access.pull_zone_id, "PullZoneId")?;
+    let remote_ip = record::parse_ip(&remote_ip)?;
+    record::check_ranges(timestamp_ms, pull_zone_id)?;
+    Ok(RawAccess {
         cache_status: Cow::Borrowed(cache_status),
-        status: record::check_status(required_u64(access.status, "Status")?)?,
-        timestamp_ms: required_u64(access.timestamp, "Timestamp")?,
-        bytes_sent: required_u64(access.bytes_sent, "BytesSent")?,
-        pull_zone_id: required_u64(access.pull_zone_id, "PullZoneId")?,
-        remote_ip: record::parse_ip(&remote_ip)?,
+        status,
+        timestamp_ms,
+        bytes_sent,
+        pull_zone_id,
+        remote_ip,
         referer: optional_text(access.referer),
         scheme,
         host,
@@ -122,9 +128,7 @@ pub fn parse_json(body: &str) -> Result<RawAccess<'_>, Rejection> {
         user_agent: optional_text(access.user_agent),
         request_id: optional_text(access.request_id),
         country: optional_text(access.country),
-    };
-    record::validate(&record)?;
-    Ok(record)
+    })
 }
 
 fn required_u64(value: Option<Number>, key: &'static str) -> Result<u64, Rejection> {

@@ -56,13 +56,21 @@ pub fn parse_pipe(body: &str) -> Result<RawAccess<'_>, Rejection> {
     let (url, edge, user_agent) = split_middle(&body[cut.start..cut.end])?;
 
     let [scheme, host, path_and_query] = record::split_url_cow(text(url));
-    let record = RawAccess {
+    let status = record::parse_status(status.as_bytes())?;
+    let timestamp_ms = record::parse_u64(timestamp.as_bytes(), "timestamp_ms")?;
+    let bytes_sent = record::parse_u64(bytes_sent.as_bytes(), "bytes_sent")?;
+    let pull_zone_id = record::parse_u64(zone.as_bytes(), "pull_zone_id")?;
+    let remote_ip = record::parse_ip(ip)?;
+    record::check_ranges(timestamp_ms, pull_zone_id)?;
+    // Built in the return value, after every check: a record built first
+    // and then returned was copied (264 bytes) on every line.
+    Ok(RawAccess {
         cache_status: text(cache_status),
-        status: record::parse_status(status.as_bytes())?,
-        timestamp_ms: record::parse_u64(timestamp.as_bytes(), "timestamp_ms")?,
-        bytes_sent: record::parse_u64(bytes_sent.as_bytes(), "bytes_sent")?,
-        pull_zone_id: record::parse_u64(zone.as_bytes(), "pull_zone_id")?,
-        remote_ip: record::parse_ip(ip)?,
+        status,
+        timestamp_ms,
+        bytes_sent,
+        pull_zone_id,
+        remote_ip,
         referer: text(referer),
         scheme,
         host,
@@ -71,9 +79,7 @@ pub fn parse_pipe(body: &str) -> Result<RawAccess<'_>, Rejection> {
         user_agent: text(user_agent),
         request_id: text(request_id),
         country: text(country),
-    };
-    record::validate(&record)?;
-    Ok(record)
+    })
 }
 
 /// Takes fields off both ends of the body. Invariant: `start <= end`, and
