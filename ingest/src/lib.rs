@@ -19,6 +19,7 @@ pub mod framing;
 pub mod inspect;
 pub mod record;
 pub mod reject;
+mod scan;
 pub mod serve;
 pub mod syslog;
 

@@ -26,6 +26,7 @@ use nom::sequence::{delimited, preceded, terminated};
 use nom::{IResult, Parser};
 
 use crate::reject::{Reason, Rejection};
+use crate::scan::Separators;
 
 /// The UTF-8 byte order mark.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -81,27 +82,27 @@ fn usual_rfc5424_body(frame: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let pri = pri.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
-    let mut rest = rest[close + 1..].strip_prefix(b"1 ")?;
-    let mut fields = 0;
-    while fields < 5 {
-        let end = memchr::memchr(b' ', rest)?;
-        let field = &rest[..end];
-        let ok = if fields == 0 {
-            field == b"-" || is_rfc3339(field)
+    let header = rest[close + 1..].strip_prefix(b"1 ")?;
+    let mut spaces = Separators::new(header, b' ');
+    let mut start = 0;
+    for field in 0..5 {
+        let end = spaces.next()?;
+        let text = &header[start..end];
+        let ok = if field == 0 {
+            text == b"-" || is_rfc3339(text)
         } else {
-            !field.is_empty() && field.iter().all(|b| (33..=126).contains(b))
+            !text.is_empty() && text.iter().all(|b| (33..=126).contains(b))
         };
         if !ok {
             return None;
         }
-        rest = &rest[end + 1..];
-        fields += 1;
+        start = end + 1;
     }
     if pri > 191 {
         return None;
     }
-    match rest {
-        [b'-'] => Some(&rest[1..]),
+    match &header[start..] {
+        [b'-'] => Some(&header[header.len()..]),
         [b'-', b' ', body @ ..] => Some(body),
         _ => None,
     }

@@ -20,10 +20,11 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr_iter, memrchr};
+use memchr::{memchr_iter, memrchr};
 
 use crate::record::{self, RawAccess};
 use crate::reject::{Reason, Rejection};
+use crate::scan::Separators;
 
 /// Longest edge-location code accepted when splitting the middle fields.
 pub const MAX_EDGE_CODE_BYTES: usize = 8;
@@ -39,6 +40,7 @@ pub fn parse_pipe(body: &str) -> Result<RawAccess<'_>, Rejection> {
         body,
         start: 0,
         end: body.len(),
+        pipes: Separators::new(body.as_bytes(), b'|'),
     };
 
     let cache_status = cut.left()?;
@@ -88,15 +90,18 @@ struct Cursor<'a> {
     body: &'a str,
     start: usize,
     end: usize,
+    /// The `|`s from the left, for the fields taken from the left (all of
+    /// which are taken before any from the right).
+    pipes: Separators<'a>,
 }
 
 impl<'a> Cursor<'a> {
     /// The next field from the left, up to its `|`.
     fn left(&mut self) -> Result<&'a str, Rejection> {
-        let rest = &self.body.as_bytes()[self.start..self.end];
-        let at = memchr(b'|', rest).ok_or_else(too_few_fields)?;
-        let field = &self.body[self.start..self.start + at];
-        self.start += at + 1;
+        debug_assert_eq!(self.end, self.body.len(), "left fields come first");
+        let at = self.pipes.next().ok_or_else(too_few_fields)?;
+        let field = &self.body[self.start..at];
+        self.start = at + 1;
         Ok(field)
     }
 
