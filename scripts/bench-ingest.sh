@@ -15,6 +15,7 @@
 #
 #   ROWS=2000000 CONNECTIONS=4 RUNS=5 scripts/bench-ingest.sh
 #   INGEST_ARGS="--batchers 4" scripts/bench-ingest.sh   # extra serve flags
+#   INGEST_BIN=/tmp/other/ecstatic-ingest scripts/bench-ingest.sh  # another build
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +60,7 @@ ddl_url=$ch
 e2e_run() {
   sql "DROP DATABASE IF EXISTS bench_e2e"
   settle
-  "$bin/ecstatic-ingest" serve --tcp 127.0.0.1:15199 --udp off --http 127.0.0.1:19199 \
+  "${INGEST_BIN:-$bin/ecstatic-ingest}" serve --tcp 127.0.0.1:15199 --udp off --http 127.0.0.1:19199 \
     --database bench_e2e --spool-dir "$work/spool" ${INGEST_ARGS:-} >"$work/ingest.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
