@@ -78,6 +78,67 @@ async fn a_lost_insert_answer_does_not_store_twice() {
     assert_no_duplicates(&database).await;
 }
 
+/// Batches large enough to be streamed to ClickHouse while they fill (more
+/// than a 1 MiB segment): a link cut in the middle of a streamed insert,
+/// and an answer lost at the end of another, still store each row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_inserts_cut_or_unanswered_store_each_row_once() {
+    let database = fresh_database("test_serve_streamed").await;
+    let proxy = ChProxy::start().await;
+    let options = IngestOptions {
+        clickhouse_url: proxy.url.clone(),
+        ..Default::default()
+    };
+    let ingest = Ingest::start_with(&database, options).await;
+    send_tcp(ingest.syslog, lines(840, 0..10).as_bytes()).await;
+    wait_for_rows(&database, 10, Duration::from_secs(30)).await;
+
+    // About 5 MB of rows over three sites; at 20 KB/s the streamed insert
+    // is still going when the link is cut.
+    proxy.set_rate(20_000);
+    let batch: String = (841..844).map(|site| lines(site, 0..10_000)).collect();
+    send_tcp(ingest.syslog, batch.as_bytes()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count_rows(&database).await, 10);
+    proxy.set_mode(ProxyMode::Refuse);
+    wait_for_metric(&ingest, "ingest_insert_errors_total{stage=\"insert\"}", 1.0).await;
+    proxy.set_rate(0);
+    proxy.set_mode(ProxyMode::Forward);
+    wait_for_rows(&database, 30_010, Duration::from_secs(60)).await;
+
+    // The next streamed insert is stored, but its answer never arrives.
+    proxy.set_mode(ProxyMode::LoseAnswers);
+    let errors = ingest
+        .metric("ingest_insert_errors_total{stage=\"insert\"}")
+        .await;
+    let batch: String = (844..847).map(|site| lines(site, 0..10_000)).collect();
+    send_tcp(ingest.syslog, batch.as_bytes()).await;
+    wait_for_metric(
+        &ingest,
+        "ingest_insert_errors_total{stage=\"insert\"}",
+        errors + 1.0,
+    )
+    .await;
+    proxy.set_mode(ProxyMode::Forward);
+    wait_for_rows(&database, 60_010, Duration::from_secs(60)).await;
+    wait_for_metric(&ingest, "ingest_rows_deduplicated_total", 1.0).await;
+    // Every row was acknowledged once: by an insert, or found stored by
+    // the retry after the lost answer.
+    for _ in 0..100 {
+        let inserted = ingest.metric("ingest_rows_inserted_total").await;
+        let found = ingest.metric("ingest_rows_deduplicated_total").await;
+        if inserted + found == 60_010.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let inserted = ingest.metric("ingest_rows_inserted_total").await;
+    let found = ingest.metric("ingest_rows_deduplicated_total").await;
+    assert_eq!(inserted + found, 60_010.0);
+    assert_eq!(count_rows(&database).await, 60_010);
+    assert_no_duplicates(&database).await;
+}
+
 /// SIGTERM while a sender is mid-stream: the service drains what was sent,
 /// stores every accepted record and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,25 +2,30 @@
 //!
 //! Connection tasks encode rows into per-site chunks and send them over
 //! crossbeam channels to a few batcher threads; a site always goes to the
-//! same thread (`site_id % threads`). A thread appends chunks to its sites'
-//! batches. It flushes when one of them reaches the row or byte limit, or
+//! same thread (`site_id % threads`). A thread keeps count of each site's
+//! batch and flushes when one of them reaches the row or byte limit, or
 //! when the first row of one has waited the maximum age (with up to 10 %
 //! jitter, so that threads do not flush in lock step), or, once the thread's
 //! input has gone quiet, when one is at least a quarter of the maximum age
 //! old: once the senders pause, waiting longer only delays their rows.
 //!
-//! A flush is one ClickHouse insert, and it takes every batch the thread
-//! holds, each site's rows together. ClickHouse writes each insert as a new
-//! part and merges parts in the background, so a few large inserts cost it
-//! far less than one small insert per site: with 20 sites, inserting per
-//! site took ClickHouse 1.3 times as long as inserting the same rows in
-//! 10 large inserts (BENCHMARKS.md, "ingest end to end").
+//! A flush is one ClickHouse insert and takes every site's batch the thread
+//! holds. ClickHouse writes each insert as a new part and merges parts in
+//! the background, so a few large inserts cost it far less than one small
+//! insert per site: with 20 sites, inserting per site took ClickHouse 1.3
+//! times as long as inserting the same rows in 10 large inserts
+//! (BENCHMARKS.md, "ingest end to end"). The insert does not wait for the
+//! flush: it starts once the thread holds a segment of rows, and each full
+//! segment is streamed to ClickHouse, which parses it while the batch goes
+//! on filling; the flush only ends the insert. The rows stay in memory
+//! until it is stored, for a retry or the spool.
 //!
-//! A batch is a list of fixed-size segments, not one buffer grown to the
-//! batch's size: growing copies the bytes again at each doubling and faults
-//! in fresh pages that the kernel must zero, which took a third of the
-//! intake's CPU (`perf record` on `scripts/bench-ingest.sh`). Segments of
-//! stored batches go back to a small per-thread pool.
+//! The rows are held in arrival order in fixed-size segments, not one
+//! buffer grown to the batch's size: growing copies the bytes again at
+//! each doubling and faults in fresh pages that the kernel must zero, which
+//! took a third of the intake's CPU (`perf record` on
+//! `scripts/bench-ingest.sh`). Segments of stored batches go back to a
+//! small per-thread pool.
 //!
 //! Memory is bounded by a byte budget: a chunk carries a [`Reservation`] of
 //! the budget, released only once its batch is stored or spooled. When the
@@ -36,7 +41,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::sink::{Batch, Sink};
+use super::sink::{Batch, Sink, Stream};
 
 /// A site's chunk leaves for its batcher once it holds this many bytes.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -164,18 +169,17 @@ pub fn start(
     )
 }
 
-struct OpenBatch {
+/// What a thread counts of one site's batch.
+struct SiteBatch {
     rows: u64,
     bytes: usize,
-    segments: Vec<Vec<u8>>,
-    reservations: Vec<Reservation>,
     /// When the first row arrived.
     opened: Instant,
     /// When the batch flushes at the latest.
     deadline: Instant,
 }
 
-impl OpenBatch {
+impl SiteBatch {
     /// When this batch makes its thread flush, given when the thread's
     /// input counts as quiet: at its deadline, or once it is old enough and
     /// the input is quiet.
@@ -186,7 +190,16 @@ impl OpenBatch {
 
 struct Batcher {
     limits: BatchLimits,
-    open: HashMap<u64, OpenBatch>,
+    sites: HashMap<u64, SiteBatch>,
+    /// Rows of every site, in arrival order; a chunk never spans two
+    /// segments.
+    segments: Vec<Vec<u8>>,
+    rows: u64,
+    reservations: Vec<Reservation>,
+    /// The insert being streamed, once started, and how many segments it
+    /// has been sent.
+    stream: Option<Stream>,
+    streamed: usize,
     /// Segments of stored batches, ready for reuse.
     spare: Vec<Vec<u8>>,
     /// Most segments kept in `spare`: one full batch's worth.
@@ -201,7 +214,12 @@ impl Batcher {
     fn new(limits: BatchLimits, seed: u64) -> Self {
         Self {
             limits,
-            open: HashMap::new(),
+            sites: HashMap::new(),
+            segments: Vec::new(),
+            rows: 0,
+            reservations: Vec::new(),
+            stream: None,
+            streamed: 0,
             spare: Vec::new(),
             max_spare: limits.max_bytes.div_ceil(SEGMENT_BYTES),
             last_input: Instant::now(),
@@ -209,13 +227,35 @@ impl Batcher {
         }
     }
 
-    /// Stores every open batch as one insert, then keeps their segments for
-    /// the next ones.
+    /// Streams every full segment not sent yet, starting the insert if
+    /// needed. The last segment is still filling; it goes at the flush.
+    fn stream_full_segments(&mut self, sink: &Sink, runtime: &tokio::runtime::Handle) {
+        while self.streamed + 1 < self.segments.len() {
+            let stream = match &mut self.stream {
+                Some(stream) => stream,
+                empty => empty.insert(runtime.block_on(sink.begin())),
+            };
+            runtime.block_on(sink.send(stream, &self.segments[self.streamed]));
+            self.streamed += 1;
+        }
+    }
+
+    /// Stores every site's batch as one insert (ending the streamed one, or
+    /// all at once when it is small), then keeps the segments for reuse.
     fn flush(&mut self, sink: &Sink, runtime: &tokio::runtime::Handle) {
         let Some(batch) = self.close_all() else {
             return;
         };
-        runtime.block_on(sink.store(&batch));
+        match self.stream.take() {
+            Some(mut stream) => runtime.block_on(async {
+                for segment in &batch.segments[self.streamed..] {
+                    sink.send(&mut stream, segment).await;
+                }
+                sink.finish(stream, &batch).await;
+            }),
+            None => runtime.block_on(sink.store(&batch)),
+        }
+        self.streamed = 0;
         let Batch {
             segments,
             reservations,
@@ -261,6 +301,8 @@ impl Batcher {
                     self.last_input = Instant::now();
                     if self.add(chunk) {
                         self.flush(sink, runtime);
+                    } else {
+                        self.stream_full_segments(sink, runtime);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -276,52 +318,49 @@ impl Batcher {
 
     /// Appends a chunk; returns whether its site's batch is now full.
     fn add(&mut self, chunk: Chunk) -> bool {
-        let site_id = chunk.site_id;
-        if !self.open.contains_key(&site_id) {
+        if !self.sites.contains_key(&chunk.site_id) {
             let opened = Instant::now();
-            let open = OpenBatch {
+            let site = SiteBatch {
                 rows: 0,
                 bytes: 0,
-                segments: Vec::new(),
-                reservations: Vec::new(),
                 opened,
                 deadline: opened + self.jittered_age(),
             };
-            self.open.insert(site_id, open);
+            self.sites.insert(chunk.site_id, site);
         }
-        let fits = self.open[&site_id]
+        let site = self.sites.get_mut(&chunk.site_id).expect("inserted above");
+        site.rows += chunk.rows;
+        site.bytes += chunk.data.len();
+        let full =
+            site.rows as usize >= self.limits.max_rows || site.bytes >= self.limits.max_bytes;
+        let fits = self
             .segments
             .last()
             .is_some_and(|s| s.capacity() - s.len() >= chunk.data.len());
-        let fresh = (!fits).then(|| self.segment(chunk.data.len()));
-        let batch = self.open.get_mut(&site_id).expect("opened above");
-        batch.segments.extend(fresh);
-        let segment = batch.segments.last_mut().expect("a segment with room");
+        if !fits {
+            let segment = self.segment(chunk.data.len());
+            self.segments.push(segment);
+        }
+        let segment = self.segments.last_mut().expect("a segment with room");
         segment.extend_from_slice(&chunk.data);
-        batch.rows += chunk.rows;
-        batch.bytes += chunk.data.len();
-        batch.reservations.push(chunk.reservation);
-        batch.rows as usize >= self.limits.max_rows || batch.bytes >= self.limits.max_bytes
+        self.rows += chunk.rows;
+        self.reservations.push(chunk.reservation);
+        full
     }
 
-    /// Closes every open batch into one, each site's rows together.
+    /// Closes every site's batch into one.
     fn close_all(&mut self) -> Option<Batch> {
-        if self.open.is_empty() {
+        if self.sites.is_empty() {
             return None;
         }
-        let mut open: Vec<(u64, OpenBatch)> = self.open.drain().collect();
-        open.sort_unstable_by_key(|(site_id, _)| *site_id);
-        let mut batch = Batch {
-            rows: 0,
-            sites: open.len(),
-            segments: Vec::new(),
-            reservations: Vec::new(),
+        let batch = Batch {
+            rows: self.rows,
+            sites: self.sites.len(),
+            segments: std::mem::take(&mut self.segments),
+            reservations: std::mem::take(&mut self.reservations),
         };
-        for (_, site) in open {
-            batch.rows += site.rows;
-            batch.segments.extend(site.segments);
-            batch.reservations.extend(site.reservations);
-        }
+        self.sites.clear();
+        self.rows = 0;
         Some(batch)
     }
 
@@ -329,7 +368,7 @@ impl Batcher {
     /// chunks push the quiet time back; the loop then looks again.
     fn next_due(&self) -> Option<Instant> {
         let (quiet_since, early_age) = (self.last_input + QUIET, self.early_age());
-        self.open
+        self.sites
             .values()
             .map(|b| b.due(quiet_since, early_age))
             .min()
@@ -375,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_takes_every_site_each_in_one_piece() {
+    fn a_flush_takes_every_site_in_arrival_order() {
         let budget = budget();
         let mut batcher = Batcher::new(LIMITS, 1);
         assert!(!batcher.add(chunk(&budget, 9, 2, b'a', 10)));
@@ -383,10 +422,9 @@ mod tests {
         assert!(!batcher.add(chunk(&budget, 9, 3, b'c', 7)));
         let batch = batcher.close_all().unwrap();
         assert_eq!((batch.rows, batch.sites), (6, 2));
-        // Site 3 first, then site 9's two chunks, back to back.
         let bytes: Vec<u8> = batch.segments.concat();
-        assert_eq!(bytes, [&[b'b'; 5][..], &[b'a'; 10], &[b'c'; 7]].concat());
-        assert!(batcher.open.is_empty() && batcher.close_all().is_none());
+        assert_eq!(bytes, [&[b'a'; 10][..], &[b'b'; 5], &[b'c'; 7]].concat());
+        assert!(batcher.sites.is_empty() && batcher.close_all().is_none());
         // The budget comes back once the batch is gone.
         assert_eq!(budget.gauge.get(), 22);
         drop(batch);
@@ -411,7 +449,7 @@ mod tests {
         let mut batcher = Batcher::new(LIMITS, 1);
         let third = SEGMENT_BYTES / 3 + 1;
         for fill in 0..5 {
-            batcher.add(chunk(&budget, 4, 1, fill, third));
+            batcher.add(chunk(&budget, 4 + u64::from(fill % 2), 1, fill, third));
         }
         // Two chunks fit a segment; a chunk larger than a segment gets its own.
         batcher.add(chunk(&budget, 4, 1, 9, SEGMENT_BYTES + 1));
@@ -427,8 +465,8 @@ mod tests {
         assert_eq!(batcher.next_due(), None);
         batcher.add(chunk(&budget, 5, 1, 0, 1));
         batcher.last_input = Instant::now();
-        let opened = batcher.open[&5].opened;
-        let deadline = batcher.open[&5].deadline;
+        let opened = batcher.sites[&5].opened;
+        let deadline = batcher.sites[&5].deadline;
         // The age, less at most 10 % jitter.
         assert!(deadline <= opened + LIMITS.max_age);
         assert!(deadline >= opened + LIMITS.max_age - LIMITS.max_age / 10);

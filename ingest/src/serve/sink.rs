@@ -64,6 +64,16 @@ pub struct Batch {
     pub reservations: Vec<super::batcher::Reservation>,
 }
 
+/// A batch's first insert attempt, streamed while the batch fills (see
+/// [`Sink::begin`]).
+pub struct Stream {
+    /// `None` when streaming did not start or failed.
+    insert: Option<clickhouse::insert_formatted::InsertFormatted>,
+    /// Whether rows may have reached ClickHouse: a retry must then insert
+    /// only the ones it does not have.
+    attempted: bool,
+}
+
 /// Where batches go.
 pub struct Sink {
     url: String,
@@ -117,12 +127,22 @@ impl Sink {
     /// the spool full), it keeps trying, and the caller's memory stays held,
     /// which is what stops the sockets from being read.
     pub async fn store(&self, batch: &Batch) {
+        self.store_durably(batch, false).await;
+    }
+
+    /// [`Sink::store`], knowing whether an attempt at inserting the batch
+    /// has already been made (and may have landed in part or whole).
+    async fn store_durably(&self, batch: &Batch, mut attempted: bool) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             // While older batches wait in the spool, newer ones queue behind
             // them, so that replay keeps arrival order.
-            if self.spool.is_empty() && self.insert_with_retries(batch).await.is_ok() {
-                return;
+            if self.spool.is_empty() {
+                let stored = self.insert_with_retries(batch, attempted).await;
+                attempted = true;
+                if stored.is_ok() {
+                    return;
+                }
             }
             match self.spool.write(batch.rows, &batch.segments) {
                 Ok(()) => return,
@@ -139,9 +159,16 @@ impl Sink {
         }
     }
 
-    async fn insert_with_retries(&self, batch: &Batch) -> Result<(), SinkError> {
+    /// Inserts the batch, trying again with backoff. Any attempt after the
+    /// first (or every one, when an earlier attempt was made) inserts only
+    /// the rows ClickHouse does not have yet.
+    async fn insert_with_retries(&self, batch: &Batch, attempted: bool) -> Result<(), SinkError> {
         let mut backoff = FIRST_BACKOFF;
-        let mut result = self.insert(batch.rows, batch.sites, &batch.segments).await;
+        let mut result = if attempted {
+            self.insert_missing(&batch.segments).await
+        } else {
+            self.insert(batch.rows, batch.sites, &batch.segments).await
+        };
         for _ in 1..INSERT_ATTEMPTS {
             let Err(error) = &result else { break };
             self.report("insert", batch.rows, error);
@@ -153,6 +180,93 @@ impl Sink {
             self.report("insert", batch.rows, error);
         }
         result
+    }
+
+    /// Starts the first attempt at inserting a batch that is still filling:
+    /// its rows are then streamed to ClickHouse as they come, and ClickHouse
+    /// parses them meanwhile instead of all at once after the flush. Not
+    /// while older batches wait in the spool: this batch must queue behind
+    /// them, which [`Sink::finish`] does.
+    pub async fn begin(&self) -> Stream {
+        if !self.spool.is_empty() {
+            return Stream {
+                insert: None,
+                attempted: false,
+            };
+        }
+        match self.ready_store().await {
+            Ok(store) => {
+                let sql = format!("INSERT INTO {} FORMAT RowBinary", store.access_table());
+                let insert = store
+                    .client()
+                    .insert_formatted_with(sql)
+                    .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
+                Stream {
+                    insert: Some(insert),
+                    attempted: true,
+                }
+            }
+            Err(error) => {
+                self.report("insert", 0, &error);
+                Stream {
+                    insert: None,
+                    attempted: false,
+                }
+            }
+        }
+    }
+
+    /// Streams more rows of the batch (whole or cut anywhere). After a
+    /// failure the stream is dropped, which aborts the request, and the
+    /// rest of the batch only waits for [`Sink::finish`].
+    pub async fn send(&self, stream: &mut Stream, data: &[u8]) {
+        let Some(insert) = stream.insert.as_mut() else {
+            return;
+        };
+        let sent = async {
+            for piece in data.chunks(COMPRESS_BYTES) {
+                let compressed = CompressedData::new(piece, Compression::Lz4)?;
+                insert.send_compressed(compressed).await?;
+            }
+            Ok::<_, SinkError>(())
+        };
+        let result = tokio::time::timeout(INSERT_TIMEOUT, sent)
+            .await
+            .unwrap_or(Err(SinkError::Timeout(INSERT_TIMEOUT)));
+        if let Err(error) = result {
+            self.report("insert", 0, &error);
+            stream.insert = None;
+        }
+    }
+
+    /// Ends a streamed batch (all of whose rows were sent) and makes sure it
+    /// is durable: stored if the stream went through, else retried (only
+    /// the rows that did not land) or spooled, as [`Sink::store`] does.
+    pub async fn finish(&self, mut stream: Stream, batch: &Batch) {
+        if let Some(insert) = stream.insert.take() {
+            let started = Instant::now();
+            let ended = tokio::time::timeout(INSERT_TIMEOUT, insert.end())
+                .await
+                .map_err(|_| SinkError::Timeout(INSERT_TIMEOUT))
+                .and_then(|ended| ended.map_err(SinkError::from));
+            match ended {
+                Ok(()) => {
+                    self.inserted(batch.rows, batch.sites, started);
+                    return;
+                }
+                Err(error) => self.report("insert", batch.rows, &error),
+            }
+        }
+        self.store_durably(batch, stream.attempted).await;
+    }
+
+    fn inserted(&self, rows: u64, sites: usize, started: Instant) {
+        self.metrics
+            .insert_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rows_inserted.inc_by(rows);
+        self.metrics.batches_inserted.inc();
+        tracing::debug!(rows, sites, "inserted a batch");
     }
 
     /// Inserts `parts` (RowBinary rows of `sites` sites, one part after the
@@ -183,12 +297,7 @@ impl Sink {
         tokio::time::timeout(INSERT_TIMEOUT, outcome)
             .await
             .map_err(|_| SinkError::Timeout(INSERT_TIMEOUT))??;
-        self.metrics
-            .insert_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.rows_inserted.inc_by(rows);
-        self.metrics.batches_inserted.inc();
-        tracing::debug!(rows, sites, "inserted a batch");
+        self.inserted(rows, sites, started);
         Ok(())
     }
 
