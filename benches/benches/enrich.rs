@@ -6,43 +6,18 @@
 
 use std::hint::black_box;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ecstatic_benches::generate::stream;
-use ecstatic_benches::{BodyFormat, Framing, GeneratorConfig};
-use ecstatic_ingest::{Enricher, EnricherConfig, Frame, SyslogDecoder, parse_message};
-use tokio_util::codec::Decoder;
+use ecstatic_benches::BodyFormat;
+use ecstatic_ingest::{Enricher, EnricherConfig, parse_message};
+
+mod common;
 
 const RECORDS_BYTES: usize = 16 * 1024 * 1024;
 
-fn messages(format: BodyFormat) -> Vec<Bytes> {
-    let config = GeneratorConfig {
-        seed: 2,
-        sites: 200,
-        ..GeneratorConfig::default()
-    };
-    let (bytes, _) = stream(config, format, Framing::Lf, false, RECORDS_BYTES);
-    let mut buf = BytesMut::from(&bytes[..]);
-    let mut decoder = SyslogDecoder::default();
-    let mut messages = Vec::new();
-    while let Some(frame) = decoder.decode_eof(&mut buf).expect("well framed") {
-        if let Frame::Message(message) = frame {
-            messages.push(message);
-        }
-    }
-    messages
-}
-
-fn ingest_format(format: BodyFormat) -> ecstatic_ingest::BodyFormat {
-    match format {
-        BodyFormat::Pipe => ecstatic_ingest::BodyFormat::Pipe,
-        BodyFormat::Json => ecstatic_ingest::BodyFormat::Json,
-    }
-}
-
 /// Parses and enriches every message; returns a checksum of the visitors.
 fn parse_enrich(enricher: &Enricher, messages: &[Bytes], format: BodyFormat) -> u64 {
-    let format = ingest_format(format);
+    let format = common::ingest_format(format);
     let mut sum = 0u64;
     for message in messages {
         let raw = parse_message(message, format).expect("generated records parse");
@@ -61,7 +36,7 @@ fn bench_enrich(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_enrich");
     group.sample_size(10);
     for format in [BodyFormat::Pipe, BodyFormat::Json] {
-        let messages = messages(format);
+        let messages = common::messages(format, RECORDS_BYTES);
         let name = format!("{format:?}").to_lowercase();
         // Warm the agent cache before measuring.
         parse_enrich(&enricher, &messages, format);
@@ -71,7 +46,7 @@ fn bench_enrich(c: &mut Criterion) {
             b.iter(|| parse_enrich(&enricher, &messages, format))
         });
         group.bench_function(format!("{name}/parse_only"), |b| {
-            let format = ingest_format(format);
+            let format = common::ingest_format(format);
             b.iter(|| {
                 messages
                     .iter()

@@ -13,32 +13,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use ecstatic_benches::generate::stream;
-use ecstatic_benches::{BodyFormat, Framing, GeneratorConfig};
-use ecstatic_ingest::{Enricher, EnricherConfig, Frame, SyslogDecoder, parse_message};
-use tokio_util::codec::Decoder;
+use ecstatic_benches::BodyFormat;
+use ecstatic_ingest::{Enricher, EnricherConfig, parse_message};
+
+mod common;
 
 const RECORDS_BYTES: usize = 16 * 1024 * 1024;
 const PASSES: usize = 31;
-
-fn messages(format: BodyFormat) -> Vec<Bytes> {
-    let config = GeneratorConfig {
-        seed: 2,
-        sites: 200,
-        ..GeneratorConfig::default()
-    };
-    let (bytes, _) = stream(config, format, Framing::Lf, false, RECORDS_BYTES);
-    let mut buf = BytesMut::from(&bytes[..]);
-    let mut decoder = SyslogDecoder::default();
-    let mut messages = Vec::new();
-    while let Some(frame) = decoder.decode_eof(&mut buf).expect("well framed") {
-        if let Frame::Message(message) = frame {
-            messages.push(message);
-        }
-    }
-    messages
-}
 
 /// Best and median nanoseconds per record of `pass` over `records`.
 fn time(records: usize, mut pass: impl FnMut()) -> (f64, f64) {
@@ -63,11 +44,9 @@ fn main() {
         "| input | stage | best ns/record | best records/s | median ns/record | median records/s |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, format, ingest_format) in [
-        ("pipe", BodyFormat::Pipe, ecstatic_ingest::BodyFormat::Pipe),
-        ("JSON", BodyFormat::Json, ecstatic_ingest::BodyFormat::Json),
-    ] {
-        let messages = messages(format);
+    for (name, format) in [("pipe", BodyFormat::Pipe), ("JSON", BodyFormat::Json)] {
+        let messages = common::messages(format, RECORDS_BYTES);
+        let ingest_format = common::ingest_format(format);
         let parse = time(messages.len(), || {
             for message in &messages {
                 let raw = parse_message(message, ingest_format).expect("generated records parse");

@@ -11,6 +11,17 @@ fn lines(site_id: u64, range: std::ops::Range<u64>) -> String {
     range.map(|n| pipe_line(site_id, n)).collect()
 }
 
+/// An intake whose link to ClickHouse goes through a proxy the test steers.
+async fn ingest_behind_proxy(database: &str) -> (ChProxy, Ingest) {
+    let proxy = ChProxy::start().await;
+    let options = IngestOptions {
+        clickhouse_url: proxy.url.clone(),
+        ..Default::default()
+    };
+    let ingest = Ingest::start_with(database, options).await;
+    (proxy, ingest)
+}
+
 async fn assert_no_duplicates(database: &str) {
     let answer = clickhouse(&format!(
         "SELECT count() = uniqExact(request_id) FROM {database}.access_log"
@@ -24,12 +35,7 @@ async fn assert_no_duplicates(database: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_outage_mid_stream_loses_nothing() {
     let database = fresh_database("test_serve_outage").await;
-    let proxy = ChProxy::start().await;
-    let options = IngestOptions {
-        clickhouse_url: proxy.url.clone(),
-        ..Default::default()
-    };
-    let ingest = Ingest::start_with(&database, options).await;
+    let (proxy, ingest) = ingest_behind_proxy(&database).await;
 
     send_tcp(ingest.syslog, lines(800, 0..500).as_bytes()).await;
     wait_for_rows(&database, 500, Duration::from_secs(30)).await;
@@ -53,12 +59,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_insert_answer_does_not_store_twice() {
     let database = fresh_database("test_serve_lost_answer").await;
-    let proxy = ChProxy::start().await;
-    let options = IngestOptions {
-        clickhouse_url: proxy.url.clone(),
-        ..Default::default()
-    };
-    let ingest = Ingest::start_with(&database, options).await;
+    let (proxy, ingest) = ingest_behind_proxy(&database).await;
     // Create the schema through a healthy link first.
     send_tcp(ingest.syslog, lines(810, 0..10).as_bytes()).await;
     wait_for_rows(&database, 10, Duration::from_secs(30)).await;
@@ -84,12 +85,7 @@ async fn a_lost_insert_answer_does_not_store_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_inserts_cut_or_unanswered_store_each_row_once() {
     let database = fresh_database("test_serve_streamed").await;
-    let proxy = ChProxy::start().await;
-    let options = IngestOptions {
-        clickhouse_url: proxy.url.clone(),
-        ..Default::default()
-    };
-    let ingest = Ingest::start_with(&database, options).await;
+    let (proxy, ingest) = ingest_behind_proxy(&database).await;
     send_tcp(ingest.syslog, lines(840, 0..10).as_bytes()).await;
     wait_for_rows(&database, 10, Duration::from_secs(30)).await;
 
