@@ -77,27 +77,7 @@ impl AccessRow {
     /// Reads one row in RowBinary from the front of `input`, advancing it.
     /// Returns `None` when the input ends early or a string is not UTF-8.
     pub fn decode_row_binary(input: &mut &[u8]) -> Option<Self> {
-        let mut r = RowReader(input);
-        Some(Self {
-            site_id: r.u64()?,
-            time: r.u32()?,
-            request_id: r.string()?,
-            status: r.u16()?,
-            status_class: r.string()?,
-            bytes_sent: r.u64()?,
-            cache_status: r.string()?,
-            edge_location: r.string()?,
-            host: r.string()?,
-            path: r.string()?,
-            referrer_host: r.string()?,
-            country: r.string()?,
-            browser: r.string()?,
-            os: r.string()?,
-            device: r.string()?,
-            file_type: r.string()?,
-            is_bot: r.u8()?,
-            visitor: r.u64()?,
-        })
+        AccessRowRef::decode_row_binary(input).map(|row| row.to_owned_row())
     }
 }
 
@@ -125,7 +105,34 @@ pub struct AccessRowRef<'a> {
     pub visitor: u64,
 }
 
-impl AccessRowRef<'_> {
+impl<'a> AccessRowRef<'a> {
+    /// Reads one row in RowBinary from the front of `input`, advancing it,
+    /// its text borrowed from `input`. Returns `None` when the input ends
+    /// early or a string is not UTF-8.
+    pub fn decode_row_binary(input: &mut &'a [u8]) -> Option<Self> {
+        let mut r = RowReader(input);
+        Some(Self {
+            site_id: r.u64()?,
+            time: r.u32()?,
+            request_id: r.string()?,
+            status: r.u16()?,
+            status_class: r.string()?,
+            bytes_sent: r.u64()?,
+            cache_status: r.string()?,
+            edge_location: r.string()?,
+            host: r.string()?,
+            path: r.string()?,
+            referrer_host: r.string()?,
+            country: r.string()?,
+            browser: r.string()?,
+            os: r.string()?,
+            device: r.string()?,
+            file_type: r.string()?,
+            is_bot: r.u8()?,
+            visitor: r.u64()?,
+        })
+    }
+
     /// Appends the row in ClickHouse's RowBinary format (little-endian
     /// integers, strings as LEB128 length then bytes; `LowCardinality(String)`
     /// is written as a plain string) in the column order of the table.
@@ -200,8 +207,8 @@ fn put_string(out: &mut Vec<u8>, text: &str) {
 /// Cursor over RowBinary input; every read checks the remaining length.
 struct RowReader<'a, 'b>(&'b mut &'a [u8]);
 
-impl RowReader<'_, '_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+impl<'a> RowReader<'a, '_> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -226,14 +233,14 @@ impl RowReader<'_, '_> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<&'a str> {
         let mut len = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
             len |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 let bytes = self.take(usize::try_from(len).ok()?)?;
-                return String::from_utf8(bytes.to_vec()).ok();
+                return std::str::from_utf8(bytes).ok();
             }
         }
         None

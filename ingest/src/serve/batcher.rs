@@ -3,7 +3,8 @@
 //! Connection tasks encode rows into per-site chunks and send them over
 //! crossbeam channels to a few batcher threads; a site always goes to the
 //! same thread (`site_id % threads`). A thread keeps count of each site's
-//! batch and flushes when one of them reaches the row or byte limit, or
+//! batch and flushes when one of them reaches the row or byte limit (or
+//! all of them together four times the byte limit), or
 //! when the first row of one has waited the maximum age (with up to 10 %
 //! jitter, so that threads do not flush in lock step), or, once the thread's
 //! input has gone quiet, when one is at least a quarter of the maximum age
@@ -49,6 +50,11 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Capacity of the segments batches are made of. A chunk never spans two
 /// segments, so each segment holds whole rows.
 const SEGMENT_BYTES: usize = 1 << 20;
+
+/// A thread also flushes once its batches together hold this many times
+/// `--batch-bytes`: it bounds an insert, a spool file and what a retry
+/// reads back, whatever the number of sites.
+const MAX_FLUSH_BATCHES: usize = 4;
 
 /// A batcher thread whose channel has been empty this long counts as quiet.
 const QUIET: Duration = Duration::from_millis(200);
@@ -195,6 +201,7 @@ struct Batcher {
     /// segments.
     segments: Vec<Vec<u8>>,
     rows: u64,
+    bytes: usize,
     reservations: Vec<Reservation>,
     /// The insert being streamed, once started, and how many segments it
     /// has been sent.
@@ -217,6 +224,7 @@ impl Batcher {
             sites: HashMap::new(),
             segments: Vec::new(),
             rows: 0,
+            bytes: 0,
             reservations: Vec::new(),
             stream: None,
             streamed: 0,
@@ -316,7 +324,8 @@ impl Batcher {
         self.flush(sink, runtime);
     }
 
-    /// Appends a chunk; returns whether its site's batch is now full.
+    /// Appends a chunk; returns whether its site's batch, or all of them
+    /// together, are now full.
     fn add(&mut self, chunk: Chunk) -> bool {
         if !self.sites.contains_key(&chunk.site_id) {
             let opened = Instant::now();
@@ -344,8 +353,9 @@ impl Batcher {
         let segment = self.segments.last_mut().expect("a segment with room");
         segment.extend_from_slice(&chunk.data);
         self.rows += chunk.rows;
+        self.bytes += chunk.data.len();
         self.reservations.push(chunk.reservation);
-        full
+        full || self.bytes >= MAX_FLUSH_BATCHES * self.limits.max_bytes
     }
 
     /// Closes every site's batch into one.
@@ -360,7 +370,7 @@ impl Batcher {
             reservations: std::mem::take(&mut self.reservations),
         };
         self.sites.clear();
-        self.rows = 0;
+        (self.rows, self.bytes) = (0, 0);
         Some(batch)
     }
 
@@ -441,6 +451,20 @@ mod tests {
         assert!(!batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
         assert!(!batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
         assert!(batcher.add(chunk(&budget, 2, 1, 0, SEGMENT_BYTES)));
+    }
+
+    #[test]
+    fn full_when_all_sites_together_reach_four_batches_of_bytes() {
+        let budget = budget();
+        let mut batcher = Batcher::new(LIMITS, 1);
+        let bytes = LIMITS.max_bytes / 2;
+        for site in 0..7 {
+            assert!(
+                !batcher.add(chunk(&budget, site, 1, 0, bytes)),
+                "site {site}"
+            );
+        }
+        assert!(batcher.add(chunk(&budget, 7, 1, 0, bytes)));
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! Stores batches: inserts them into ClickHouse, retrying with backoff, and
 //! spools them to disk when ClickHouse cannot take them.
 //!
-//! Exactly once: a first attempt inserts the batch as it is. An attempt
-//! after a failure cannot know whether the failed one was stored (a timeout
-//! after ClickHouse committed looks like any other error), so it first reads
-//! back which of the batch's request ids the site already has in the batch's
-//! time range and inserts only the rows that are missing. Spooled batches are
+//! Exactly once: a first attempt inserts the batch as it is (streamed while
+//! it fills, or whole). An attempt after a failure cannot know whether the
+//! failed one was stored (a timeout after ClickHouse committed looks like
+//! any other error), so it waits a moment, then reads back which of the
+//! batch's request ids each of its sites already has in that site's time
+//! range and inserts only the rows that are missing. Spooled batches are
 //! replayed the same way. Plain `MergeTree` on ClickHouse 18.16 has no insert
-//! de-duplication of its own, and this check works on every version.
+//! de-duplication of its own, and this check works on every version. Its
+//! limits: a row without a request id cannot be recognised and is inserted
+//! again, and an insert that ClickHouse finishes only after the read-back
+//! (one slower than the pause) is stored twice.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clickhouse::Compression;
 use clickhouse::insert_formatted::CompressedData;
-use ecstatic_store::{AccessRow, Store, StoreError};
+use ecstatic_store::{AccessRowRef, Store, StoreError};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +39,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REPLAY_INTERVAL: Duration = Duration::from_millis(500);
 /// An insert that has not finished in this time counts as failed.
 const INSERT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sites whose stored request ids one statement reads back (each adds
+/// about 70 bytes to it; ClickHouse refuses statements over 256 KiB).
+const SITES_PER_LOOKUP: usize = 500;
 /// Size of the pieces an insert is compressed in: small enough that the
 /// compressed copies come from the allocator's reused pages.
 const COMPRESS_BYTES: usize = 256 * 1024;
@@ -165,6 +172,10 @@ impl Sink {
     async fn insert_with_retries(&self, batch: &Batch, attempted: bool) -> Result<(), SinkError> {
         let mut backoff = FIRST_BACKOFF;
         let mut result = if attempted {
+            // Give an insert that failed on our side (a timeout) a moment
+            // to finish on ClickHouse's before reading back what landed.
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
             self.insert_missing(&batch.segments).await
         } else {
             self.insert(batch.rows, batch.sites, &batch.segments).await
@@ -185,8 +196,10 @@ impl Sink {
     /// Starts the first attempt at inserting a batch that is still filling:
     /// its rows are then streamed to ClickHouse as they come, and ClickHouse
     /// parses them meanwhile instead of all at once after the flush. Not
-    /// while older batches wait in the spool: this batch must queue behind
-    /// them, which [`Sink::finish`] does.
+    /// while older batches wait in the spool: the batch then goes to the
+    /// spool behind them at [`Sink::finish`]. (A stream that has started
+    /// goes on even if the spool fills meanwhile; a site's rows still keep
+    /// their order, as a site always goes to one batcher thread.)
     pub async fn begin(&self) -> Stream {
         if !self.spool.is_empty() {
             return Stream {
@@ -302,55 +315,71 @@ impl Sink {
     }
 
     /// Inserts the rows of `parts` whose request ids their sites do not
-    /// have yet in the batch's time range.
+    /// have yet in the batch's time range for that site.
+    ///
+    /// Light on memory whatever the batch's size: rows are read in place
+    /// twice (once for each site's time range, once to copy the missing
+    /// ones), and ClickHouse is asked about [`SITES_PER_LOOKUP`] sites at a
+    /// time, so the statement stays far below `max_query_size`.
     async fn insert_missing<P: AsRef<[u8]>>(&self, parts: &[P]) -> Result<(), SinkError> {
-        let rows = decode_rows(parts)?;
-        let (Some(first), Some(last)) = (
-            rows.iter().map(|r| r.time).min(),
-            rows.iter().map(|r| r.time).max(),
-        ) else {
+        let mut ranges: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+        for_each_row(parts, |row| {
+            let range = ranges.entry(row.site_id).or_insert((row.time, row.time));
+            *range = (range.0.min(row.time), range.1.max(row.time));
+        })?;
+        if ranges.is_empty() {
             return Ok(());
-        };
-        let sites: BTreeSet<u64> = rows.iter().map(|r| r.site_id).collect();
-        // Site ids are numbers: safe to splice into the statement.
-        let site_list = sites
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let store = self.ready_store().await?;
-        let sql = format!(
-            "SELECT site_id, request_id FROM {} WHERE site_id IN ({site_list}) \
-             AND time >= toDateTime(?) AND time <= toDateTime(?)",
-            store.access_table()
-        );
-        let mut stored: HashMap<u64, HashSet<String>> = HashMap::new();
-        for (site_id, request_id) in store
-            .client()
-            .query(&sql)
-            .bind(first)
-            .bind(last)
-            .fetch_all::<(u64, String)>()
-            .await?
-        {
-            stored.entry(site_id).or_default().insert(request_id);
         }
-        let mut missing = Vec::new();
-        let mut kept = 0u64;
-        for row in &rows {
-            let known = stored
-                .get(&row.site_id)
-                .is_some_and(|ids| ids.contains(&row.request_id));
-            if row.request_id.is_empty() || !known {
-                row.as_ref().encode_row_binary(&mut missing);
-                kept += 1;
+        let store = self.ready_store().await?;
+        let mut stored: HashMap<u64, HashSet<String>> = HashMap::new();
+        let sites: Vec<(u64, (u32, u32))> = ranges.into_iter().collect();
+        for group in sites.chunks(SITES_PER_LOOKUP) {
+            // Numbers only: safe to splice into the statement.
+            let conditions: Vec<String> = group
+                .iter()
+                .map(|(site, (first, last))| {
+                    format!(
+                        "(site_id = {site} AND time BETWEEN toDateTime({first}) \
+                         AND toDateTime({last}))"
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "SELECT site_id, request_id FROM {} WHERE {}",
+                store.access_table(),
+                conditions.join(" OR ")
+            );
+            let lookup = store.client().query(&sql).fetch_all::<(u64, String)>();
+            let found = tokio::time::timeout(INSERT_TIMEOUT, lookup)
+                .await
+                .map_err(|_| SinkError::Timeout(INSERT_TIMEOUT))??;
+            for (site_id, request_id) in found {
+                stored.entry(site_id).or_default().insert(request_id);
             }
         }
-        let skipped = rows.len() as u64 - kept;
-        if skipped > 0 {
-            self.metrics.rows_deduplicated.inc_by(skipped);
-            tracing::info!(skipped, "a retried batch had been stored in part or whole");
+        let is_stored = |row: &AccessRowRef<'_>| {
+            !row.request_id.is_empty()
+                && stored
+                    .get(&row.site_id)
+                    .is_some_and(|ids| ids.contains(row.request_id))
+        };
+        let mut skipped = 0u64;
+        for_each_row(parts, |row| skipped += u64::from(is_stored(&row)))?;
+        if skipped == 0 {
+            // Nothing landed (the usual case after an outage): insert the
+            // batch as it is rather than a copy of it.
+            let rows = count_rows(parts)?;
+            return self.insert(rows, sites.len(), parts).await;
         }
+        self.metrics.rows_deduplicated.inc_by(skipped);
+        tracing::info!(skipped, "a retried batch had been stored in part or whole");
+        let (mut missing, mut kept) = (Vec::new(), 0u64);
+        for_each_row(parts, |row| {
+            if !is_stored(&row) {
+                row.encode_row_binary(&mut missing);
+                kept += 1;
+            }
+        })?;
         if kept == 0 {
             return Ok(());
         }
@@ -413,15 +442,24 @@ impl Sink {
     }
 }
 
-/// Decodes the rows of `parts`, each made of whole rows.
-fn decode_rows<P: AsRef<[u8]>>(parts: &[P]) -> Result<Vec<AccessRow>, SinkError> {
-    let mut rows = Vec::new();
+/// How many rows `parts` hold.
+fn count_rows<P: AsRef<[u8]>>(parts: &[P]) -> Result<u64, SinkError> {
+    let mut rows = 0;
+    for_each_row(parts, |_| rows += 1)?;
+    Ok(rows)
+}
+
+/// Calls `f` with each row of `parts` (each made of whole rows), read in
+/// place.
+fn for_each_row<P: AsRef<[u8]>>(
+    parts: &[P],
+    mut f: impl FnMut(AccessRowRef<'_>),
+) -> Result<(), SinkError> {
     for part in parts {
         let mut input = part.as_ref();
         while !input.is_empty() {
-            let row = AccessRow::decode_row_binary(&mut input);
-            rows.push(row.ok_or(SinkError::Corrupt)?);
+            f(AccessRowRef::decode_row_binary(&mut input).ok_or(SinkError::Corrupt)?);
         }
     }
-    Ok(rows)
+    Ok(())
 }
