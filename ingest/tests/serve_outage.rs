@@ -135,6 +135,28 @@ async fn streamed_inserts_cut_or_unanswered_store_each_row_once() {
     assert_no_duplicates(&database).await;
 }
 
+/// A lost answer for a batch of 2,000 sites: the read-back asks about the
+/// sites in groups (one statement for all would pass ClickHouse's size
+/// limit at a few thousand sites) and every row is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_for_thousands_of_sites_is_read_back_in_groups() {
+    let database = fresh_database("test_serve_many_sites").await;
+    let (proxy, ingest) = ingest_behind_proxy(&database).await;
+    send_tcp(ingest.syslog, lines(850, 0..10).as_bytes()).await;
+    wait_for_rows(&database, 10, Duration::from_secs(30)).await;
+
+    proxy.set_mode(ProxyMode::LoseAnswers);
+    let batch: String = (10_000..12_000).map(|site| lines(site, 0..3)).collect();
+    send_tcp(ingest.syslog, batch.as_bytes()).await;
+    wait_for_metric(&ingest, "ingest_insert_errors_total{stage=\"insert\"}", 1.0).await;
+    proxy.set_mode(ProxyMode::Forward);
+    wait_for_metric(&ingest, "ingest_rows_deduplicated_total", 1.0).await;
+    wait_for_rows(&database, 6_010, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count_rows(&database).await, 6_010);
+    assert_no_duplicates(&database).await;
+}
+
 /// SIGTERM while a sender is mid-stream: the service drains what was sent,
 /// stores every accepted record and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
