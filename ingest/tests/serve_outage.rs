@@ -157,6 +157,38 @@ async fn a_lost_answer_for_thousands_of_sites_is_read_back_in_groups() {
     assert_no_duplicates(&database).await;
 }
 
+/// SIGTERM while ClickHouse is away and the spool is full: the service
+/// holds the batch that did not fit, replays the spool once ClickHouse
+/// answers again, stores the rest and exits 0, losing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_full_spool_finishes_once_clickhouse_is_back() {
+    let database = fresh_database("test_serve_full_spool_sigterm").await;
+    let proxy = ChProxy::start().await;
+    let options = IngestOptions {
+        clickhouse_url: proxy.url.clone(),
+        args: vec!["--spool-max-bytes".into(), "300000".into()],
+        ..Default::default()
+    };
+    let mut ingest = Ingest::start_with(&database, options).await;
+    send_tcp(ingest.syslog, lines(860, 0..10).as_bytes()).await;
+    wait_for_rows(&database, 10, Duration::from_secs(30)).await;
+
+    proxy.set_mode(ProxyMode::Refuse);
+    send_tcp(ingest.syslog, lines(860, 10..1010).as_bytes()).await;
+    wait_for_metric(&ingest, "ingest_rows_spooled_total", 1000.0).await;
+    send_tcp(ingest.syslog, lines(860, 1010..5010).as_bytes()).await;
+    wait_for_metric(&ingest, "ingest_spool_full_total", 1.0).await;
+
+    ingest.signal_term();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ingest.running(), "exited with a batch it could not store");
+    proxy.set_mode(ProxyMode::Forward);
+    let status = tokio::task::block_in_place(|| ingest.wait());
+    assert!(status.success(), "{status:?}; log:\n{}", ingest.log());
+    assert_eq!(count_rows(&database).await, 5010);
+    assert_no_duplicates(&database).await;
+}
+
 /// SIGTERM while a sender is mid-stream: the service drains what was sent,
 /// stores every accepted record and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

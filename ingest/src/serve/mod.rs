@@ -104,7 +104,11 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
     });
 
     let tasks = TaskTracker::new();
-    let http = start_http(&args, &metrics, &sink, &cancel).await?;
+    // Telemetry and the spool's replay go on while the intake drains: a
+    // batch held in memory behind a full spool can only be stored once the
+    // replay has made room, and operators want to watch the drain.
+    let stopped = CancellationToken::new();
+    let http = start_http(&args, &metrics, &sink, &stopped).await?;
     if let Some(addr) = args.tcp.0 {
         let listener = listen_tcp(addr)
             .with_context(|| format!("listening for syslog on TCP {addr} (`--tcp`)"))?;
@@ -124,7 +128,7 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
         tracing::info!(%addr, "listening for syslog over UDP");
         tasks.spawn(conn::serve_udp(socket, Arc::clone(&shared), cancel.clone()));
     }
-    let replayer = tokio::spawn(Arc::clone(&sink).run_replayer(cancel.clone()));
+    let replayer = tokio::spawn(Arc::clone(&sink).run_replayer(stopped.clone()));
 
     cancel.cancelled().await;
     tracing::info!("stopped accepting; draining connections");
@@ -140,6 +144,7 @@ pub async fn run_until(args: ServeArgs, cancel: CancellationToken) -> anyhow::Re
     })
     .await
     .context("joining the batcher threads")?;
+    stopped.cancel();
     let _ = replayer.await;
     http.abort();
     tracing::info!(

@@ -241,6 +241,16 @@ impl Ingest {
         self.wait()
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
@@ -250,7 +260,8 @@ impl Ingest {
         assert!(status.success(), "kill -{name} failed");
     }
 
-    fn wait(&mut self) -> ExitStatus {
+    /// Waits for the process to exit (at most 60 s).
+    pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
