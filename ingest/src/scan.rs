@@ -92,7 +92,10 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_a_byte_loop(
-            hay in proptest::collection::vec(prop_oneof![Just(b' '), Just(0x80u8), any::<u8>()], 0..200),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b' '), Just(0x80u8), any::<u8>()],
+                0..200,
+            ),
             needle in prop_oneof![Just(b' '), Just(0u8), Just(0xffu8), any::<u8>()],
         ) {
             let found: Vec<usize> = Separators::new(&hay, needle).collect();

@@ -13,7 +13,7 @@
 //! again, and an insert that ClickHouse finishes only after the read-back
 //! (one slower than the pause) is stored twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -322,32 +322,28 @@ impl Sink {
     /// ones), and ClickHouse is asked about [`SITES_PER_LOOKUP`] sites at a
     /// time, so the statement stays far below `max_query_size`.
     async fn insert_missing<P: AsRef<[u8]>>(&self, parts: &[P]) -> Result<(), SinkError> {
-        let mut ranges: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+        let (mut sites, mut rows) = (BTreeSet::new(), 0u64);
+        let (mut first, mut last) = (u32::MAX, u32::MIN);
         for_each_row(parts, |row| {
-            let range = ranges.entry(row.site_id).or_insert((row.time, row.time));
-            *range = (range.0.min(row.time), range.1.max(row.time));
+            sites.insert(row.site_id);
+            (first, last, rows) = (first.min(row.time), last.max(row.time), rows + 1);
         })?;
-        if ranges.is_empty() {
+        if rows == 0 {
             return Ok(());
         }
         let store = self.ready_store().await?;
         let mut stored: HashMap<u64, HashSet<String>> = HashMap::new();
-        let sites: Vec<(u64, (u32, u32))> = ranges.into_iter().collect();
+        let sites: Vec<u64> = sites.into_iter().collect();
         for group in sites.chunks(SITES_PER_LOOKUP) {
             // `site_id IN (...)` with one time range lets ClickHouse use the
             // table's key (site_id, time); an OR of per-site ranges made
-            // 18.16 scan the table. Extra ids from the wider range only add
-            // to the set. Numbers only: safe to splice into the statement.
-            let first = group.iter().map(|(_, (first, _))| *first).min();
-            let last = group.iter().map(|(_, (_, last))| *last).max();
-            let ids: Vec<String> = group.iter().map(|(site, _)| site.to_string()).collect();
+            // 18.16 scan the table. Numbers only: safe to splice in.
+            let ids: Vec<String> = group.iter().map(u64::to_string).collect();
             let sql = format!(
                 "SELECT site_id, request_id FROM {} WHERE site_id IN ({}) \
-                 AND time BETWEEN toDateTime({}) AND toDateTime({})",
+                 AND time BETWEEN toDateTime({first}) AND toDateTime({last})",
                 store.access_table(),
                 ids.join(", "),
-                first.unwrap_or_default(),
-                last.unwrap_or_default()
             );
             let lookup = store.client().query(&sql).fetch_all::<(u64, String)>();
             let found = tokio::time::timeout(INSERT_TIMEOUT, lookup)
@@ -368,7 +364,6 @@ impl Sink {
         if skipped == 0 {
             // Nothing landed (the usual case after an outage): insert the
             // batch as it is rather than a copy of it.
-            let rows = count_rows(parts)?;
             return self.insert(rows, sites.len(), parts).await;
         }
         self.metrics.rows_deduplicated.inc_by(skipped);
@@ -440,13 +435,6 @@ impl Sink {
             );
         }
     }
-}
-
-/// How many rows `parts` hold.
-fn count_rows<P: AsRef<[u8]>>(parts: &[P]) -> Result<u64, SinkError> {
-    let mut rows = 0;
-    for_each_row(parts, |_| rows += 1)?;
-    Ok(rows)
 }
 
 /// Calls `f` with each row of `parts` (each made of whole rows), read in
